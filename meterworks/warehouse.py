@@ -1,0 +1,134 @@
+"""The DuckDB warehouse: connections, the ``raw`` schema that ingestion owns, catalog tables.
+
+dbt owns every other schema. The DDL here is the contract documented in
+``docs/architecture.md``; dbt reads these tables as sources.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from meterworks.catalog import Catalog
+
+#: DuckDB memory ceiling; keeps the whole process under the 4 GB budget on small machines.
+DEFAULT_MEMORY_LIMIT = os.environ.get("METERWORKS_DUCKDB_MEMORY_LIMIT", "3GB")
+
+RAW_DDL = """
+create schema if not exists raw;
+
+create table if not exists raw.events (
+    event_seq bigint not null,
+    batch_id bigint not null,
+    transaction_id varchar not null,
+    action varchar not null,
+    corrects_transaction_id varchar,
+    customer_id varchar not null,
+    event_name varchar not null,
+    event_ts timestamp not null,
+    properties varchar not null,
+    content_hash ubigint not null,
+    source_shape varchar not null,
+    source_file varchar not null,
+    source_line bigint,
+    ingested_at timestamp not null
+);
+
+create table if not exists raw.quarantine (
+    batch_id bigint not null,
+    source_file varchar not null,
+    source_line bigint,
+    raw_text varchar not null,
+    reason varchar not null,
+    detail varchar,
+    transaction_id varchar,
+    customer_id varchar,
+    event_name varchar,
+    quarantined_at timestamp not null
+);
+
+create table if not exists raw.ingest_batches (
+    batch_id bigint not null,
+    started_at timestamp not null,
+    committed_at timestamp not null,
+    files varchar not null,
+    rows_read bigint not null,
+    accepted bigint not null,
+    duplicates bigint not null,
+    conflicts bigint not null,
+    quarantined bigint not null,
+    corrections bigint not null,
+    first_event_seq bigint,
+    last_event_seq bigint
+);
+
+create table if not exists raw.catalog_meters (
+    meter_code varchar not null,
+    event_name varchar not null,
+    aggregation varchar not null,
+    property varchar,
+    group_by varchar not null,
+    filters varchar not null,
+    unit varchar,
+    description varchar
+);
+
+create table if not exists raw.catalog_customers (
+    customer_id varchar not null,
+    name varchar,
+    timezone varchar not null,
+    plan_code varchar
+);
+"""
+
+
+def connect(path: str | Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """A connection with the session settings every Meterworks query assumes (UTC)."""
+    path = Path(path)
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(path), read_only=read_only)
+    con.execute("set TimeZone = 'UTC'")
+    con.execute(f"set memory_limit = '{DEFAULT_MEMORY_LIMIT}'")
+    return con
+
+
+@contextmanager
+def open_warehouse(path: str | Path, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    con = connect(path, read_only=read_only)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(RAW_DDL)
+
+
+def sync_catalog(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> None:
+    """Replace the catalog tables with the catalog's current content, atomically."""
+    ensure_raw_schema(con)
+    meters = pd.DataFrame(
+        catalog.meter_rows(),
+        columns=["meter_code", "event_name", "aggregation", "property", "group_by", "filters",
+                 "unit", "description"],
+    )
+    customers = pd.DataFrame(
+        catalog.customer_rows(), columns=["customer_id", "name", "timezone", "plan_code"]
+    ).astype({"customer_id": "string", "name": "string", "timezone": "string", "plan_code": "string"})
+    con.execute("begin transaction")
+    try:
+        con.execute("delete from raw.catalog_meters")
+        con.execute("insert into raw.catalog_meters select * from meters")
+        con.execute("delete from raw.catalog_customers")
+        con.execute("insert into raw.catalog_customers select * from customers")
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
