@@ -99,7 +99,9 @@ def connect(path: str | Path, *, read_only: bool = False) -> duckdb.DuckDBPyConn
 
 
 @contextmanager
-def open_warehouse(path: str | Path, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+def open_warehouse(
+    path: str | Path, *, read_only: bool = False
+) -> Iterator[duckdb.DuckDBPyConnection]:
     con = connect(path, read_only=read_only)
     try:
         yield con
@@ -116,19 +118,34 @@ def sync_catalog(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> None:
     ensure_raw_schema(con)
     meters = pd.DataFrame(
         catalog.meter_rows(),
-        columns=["meter_code", "event_name", "aggregation", "property", "group_by", "filters",
-                 "unit", "description"],
+        columns=[
+            "meter_code",
+            "event_name",
+            "aggregation",
+            "property",
+            "group_by",
+            "filters",
+            "unit",
+            "description",
+        ],
     )
     customers = pd.DataFrame(
         catalog.customer_rows(), columns=["customer_id", "name", "timezone", "plan_code"]
-    ).astype({"customer_id": "string", "name": "string", "timezone": "string", "plan_code": "string"})
+    ).astype(
+        {"customer_id": "string", "name": "string", "timezone": "string", "plan_code": "string"}
+    )
     con.execute("begin transaction")
     try:
         con.execute("delete from raw.catalog_meters")
-        con.execute("insert into raw.catalog_meters select * from meters")
+        con.register("catalog_meters_frame", meters)
+        con.execute("insert into raw.catalog_meters select * from catalog_meters_frame")
         con.execute("delete from raw.catalog_customers")
-        con.execute("insert into raw.catalog_customers select * from customers")
+        con.register("catalog_customers_frame", customers)
+        con.execute("insert into raw.catalog_customers select * from catalog_customers_frame")
         con.execute("commit")
     except Exception:
         con.execute("rollback")
         raise
+    finally:
+        con.unregister("catalog_meters_frame")
+        con.unregister("catalog_customers_frame")

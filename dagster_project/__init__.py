@@ -1,0 +1,1 @@
+"""Dagster code location for Meterworks: a thin shell over the plain ``meterworks`` modules."""

@@ -1,0 +1,42 @@
+"""Jobs and the schedule that tie ingestion and transformation together."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+INGEST_ASSETS = dg.AssetSelection.assets("catalog", "raw_events")
+
+#: ingest the inbox, then rebuild everything downstream of the raw store
+pipeline_job = dg.define_asset_job(
+    "meterworks_pipeline",
+    selection=dg.AssetSelection.all(),
+    description="Ingest whatever has settled in the inbox, then rebuild every model.",
+)
+
+#: everything downstream of ingestion (the catalog tables are refreshed first)
+build_job = dg.define_asset_job(
+    "meterworks_build",
+    selection=dg.AssetSelection.all() - dg.AssetSelection.assets("raw_events"),
+    description="Refresh the catalog tables and rebuild every model from the raw store.",
+)
+
+#: just the raw store (used by the inbox sensor before it triggers a build)
+ingest_job = dg.define_asset_job(
+    "meterworks_ingest",
+    selection=INGEST_ASSETS,
+    description="Ingest files into the raw event store.",
+)
+
+hourly_pipeline = dg.ScheduleDefinition(
+    name="hourly_pipeline",
+    job=pipeline_job,
+    cron_schedule="7 * * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Every hour: ingest the inbox and rebuild the marts.",
+)
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions(jobs=[pipeline_job, build_job, ingest_job], schedules=[hourly_pipeline])

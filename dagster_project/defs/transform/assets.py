@@ -1,0 +1,62 @@
+"""dbt models as Dagster assets. dbt data tests surface as asset checks on their models."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
+
+from dagster_project.defs.resources import MeterworksResource
+from dagster_project.defs.transform.project import meterworks_dbt_project
+
+
+class MeterworksDbtTranslator(DagsterDbtTranslator):
+    """Groups models by layer/domain and tags them with DuckDB; everything else is default."""
+
+    def get_asset_spec(
+        self, manifest: Mapping[str, Any], unique_id: str, project: Any
+    ) -> dg.AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        node = manifest["nodes"].get(unique_id) or manifest["sources"].get(unique_id) or {}
+        return spec.replace_attributes(
+            group_name=dbt_group_name(node.get("fqn", [])), kinds={"dbt", "duckdb"}
+        )
+
+
+def dbt_group_name(fqn: list[str]) -> str:
+    """``staging`` for staging models, else the domain folder under marts/intermediate."""
+    layers = fqn[1:-1]
+    if "staging" in layers:
+        return "staging"
+    domains = [part for part in layers if part not in ("marts", "intermediate")]
+    return domains[0] if domains else "metering"
+
+
+def dbt_build_args(full_refresh: bool) -> list[str]:
+    args = ["build"]
+    if full_refresh:
+        args.append("--full-refresh")
+    return args
+
+
+class DbtBuildConfig(dg.Config):
+    full_refresh: bool = False
+
+
+@dbt_assets(
+    manifest=meterworks_dbt_project.manifest_path,
+    project=meterworks_dbt_project,
+    dagster_dbt_translator=MeterworksDbtTranslator(),
+)
+def meterworks_dbt_models(
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    meterworks: MeterworksResource,
+    config: DbtBuildConfig,
+) -> Iterator[Any]:
+    # dbt runs with cwd=dbt/: hand it the absolute warehouse path through its profile's env var.
+    os.environ.update(meterworks.settings().dbt_env())
+    yield from dbt.cli(dbt_build_args(config.full_refresh), context=context).stream()

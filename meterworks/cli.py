@@ -1,0 +1,203 @@
+"""``meterworks``: the console script. Every job materializes Dagster assets in-process
+against the instance under ``$METERWORKS_HOME/dagster``, so runs show up in ``meterworks dev``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from datetime import date
+from pathlib import Path
+
+from meterworks.catalog import CatalogError, load_catalog
+from meterworks.config import REPO_ROOT, Settings, settings
+
+EXIT_USAGE = 2
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed as one line, never as a traceback."""
+
+
+def _user_error_in(exc: BaseException) -> BaseException | None:
+    """The CatalogError/IngestError buried in a Dagster failure, if that is what it was."""
+    from meterworks.ingest import IngestError
+
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, (CatalogError, IngestError, UserError)):
+            return seen
+        user = getattr(seen, "user_exception", None)
+        if isinstance(user, (CatalogError, IngestError, UserError)):
+            return user
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _check_catalog(cfg: Settings) -> None:
+    load_catalog(cfg.catalog)  # raises CatalogError with file, entry and problem
+
+
+def cmd_ingest(args: argparse.Namespace, cfg: Settings) -> int:
+    from meterworks.jobs import materialization_metadata, run_job
+
+    _check_catalog(cfg)
+    paths = [Path(p).expanduser().resolve() for p in args.paths]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise UserError(f"no such file or directory: {', '.join(missing)}")
+    result = run_job(
+        cfg,
+        "meterworks_ingest",
+        {"ops": {"raw_events": {"config": {"paths": [str(p) for p in paths]}}}},
+    )
+    metadata = materialization_metadata(result, "raw_events")
+    print(json.dumps(metadata.get("counts", {}), sort_keys=True))
+    return 0
+
+
+def cmd_build(args: argparse.Namespace, cfg: Settings) -> int:
+    from meterworks.jobs import run_job
+
+    _check_catalog(cfg)
+    config = {"ops": {"meterworks_dbt_models": {"config": {"full_refresh": args.full_refresh}}}}
+    run_job(cfg, "meterworks_build", config)
+    if not args.quiet:
+        from meterworks.summary import render_summary
+
+        print(render_summary(cfg.warehouse))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace, cfg: Settings) -> int:
+    from meterworks.jobs import materialization_metadata, run_job
+    from meterworks.summary import render_summary
+
+    _check_catalog(cfg)
+    result = run_job(cfg, "meterworks_pipeline")
+    counts = materialization_metadata(result, "raw_events")
+    print(json.dumps(counts.get("counts", {"files": 0}), sort_keys=True))
+    print(render_summary(cfg.warehouse))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, cfg: Settings) -> int:
+    from meterworks.demo import generate_demo
+    from meterworks.jobs import materialization_metadata, run_job
+    from meterworks.summary import render_summary
+
+    cfg.ensure_dirs()
+    if cfg.warehouse.exists() and not args.keep:
+        cfg.warehouse.unlink()  # the demo starts from a clean warehouse every time
+        Path(f"{cfg.warehouse}.wal").unlink(missing_ok=True)
+    end = date.fromisoformat(args.end) if args.end else None
+    summary = generate_demo(
+        cfg.demo_dir, seed=args.seed, customers=args.customers, days=args.days, end=end
+    )
+    if not os.environ.get("METERWORKS_CATALOG"):
+        shutil.copyfile(cfg.demo_dir / "catalog.yml", cfg.home / "catalog.yml")
+    print(f"demo data written to {cfg.demo_dir} ({summary})", file=sys.stderr)
+    result = run_job(
+        cfg,
+        "meterworks_ingest",
+        {"ops": {"raw_events": {"config": {"paths": [str(cfg.demo_dir / "events")]}}}},
+    )
+    counts = materialization_metadata(result, "raw_events").get("counts", {})
+    print("ingest: " + json.dumps(counts, sort_keys=True))
+    run_job(cfg, "meterworks_build")
+    print(render_summary(cfg.warehouse))
+    print(f"\nNext: `meterworks dev` opens the Dagster UI on this home ({cfg.home}).")
+    return 0
+
+
+def cmd_summary(args: argparse.Namespace, cfg: Settings) -> int:
+    from meterworks.summary import render_summary
+
+    print(render_summary(cfg.warehouse))
+    return 0
+
+
+def cmd_catalog(args: argparse.Namespace, cfg: Settings) -> int:
+    path = Path(args.path) if args.path else cfg.catalog
+    catalog = load_catalog(path)
+    print(f"{path}: ok ({len(catalog.meters)} meters, {len(catalog.plans)} plans, "
+          f"{len(catalog.customers)} customers)")  # fmt: skip
+    return 0
+
+
+def cmd_dev(args: argparse.Namespace, cfg: Settings) -> int:
+    from meterworks.jobs import prepare_dbt_manifest, prepare_environment
+
+    prepare_environment(cfg)
+    prepare_dbt_manifest()
+    command = [str(Path(sys.executable).with_name("dg")), "dev", "--port", str(args.port)]
+    os.chdir(REPO_ROOT)
+    os.execv(command[0], command)
+    return 0  # pragma: no cover
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="meterworks",
+        description="Exactly-once usage metering, Stripe reconciliation, MRR and usage alerts.",
+    )
+    parser.add_argument("--home", help="state directory (default: $METERWORKS_HOME or ./data)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser(
+        "ingest", help="ingest event files or folders; prints one JSON line of counts"
+    )
+    p.add_argument("paths", nargs="+", help="JSONL(.gz), CSV(.gz) or Parquet files, or folders")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("build", help="rebuild every model downstream of the raw event store")
+    p.add_argument(
+        "--full-refresh", action="store_true", help="rebuild incremental models from scratch"
+    )
+    p.add_argument("--quiet", action="store_true", help="do not print the summary")
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("run", help="the scheduled job: ingest the inbox, then build")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("demo", help="generate the demo into $METERWORKS_HOME and run it end to end")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--customers", type=int, default=200)
+    p.add_argument("--days", type=int, default=120)
+    p.add_argument("--end", help="last day of demo usage, YYYY-MM-DD (default: today, UTC)")
+    p.add_argument("--keep", action="store_true", help="keep the existing warehouse")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("summary", help="print the summary of the current warehouse")
+    p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser("catalog", help="validate a catalog file")
+    p.add_argument(
+        "path", nargs="?", help="default: $METERWORKS_CATALOG or $METERWORKS_HOME/catalog.yml"
+    )
+    p.set_defaults(func=cmd_catalog)
+
+    p = sub.add_parser("dev", help="open the Dagster UI (dg dev) on this home")
+    p.add_argument("--port", type=int, default=3000)
+    p.set_defaults(func=cmd_dev)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    cfg = settings(args.home)
+    try:
+        return args.func(args, cfg)
+    except Exception as exc:  # the one place a failure becomes a message and an exit code
+        user = _user_error_in(exc)
+        if user is None:
+            raise
+        print(f"meterworks: {user}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""Runs the Dagster jobs in-process against the persistent instance under
+``$METERWORKS_HOME/dagster``, so every CLI run shows up in the Dagster UI (``meterworks dev``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from meterworks.config import DBT_PROJECT_DIR, Settings
+
+QUIET_LOGGING = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def prepare_environment(cfg: Settings) -> None:
+    """Point Dagster and dbt at this home (absolute paths only, see CONVENTIONS)."""
+    cfg.ensure_dirs()
+    os.environ["METERWORKS_HOME"] = str(cfg.home)
+    os.environ.update(cfg.dbt_env())
+    dagster_home = Path(os.environ.setdefault("DAGSTER_HOME", str(cfg.home / "dagster")))
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    (dagster_home / "dagster.yaml").touch(exist_ok=True)
+
+
+def _manifest_is_stale(manifest: Path) -> bool:
+    if not manifest.exists():
+        return True
+    built = manifest.stat().st_mtime
+    sources = [DBT_PROJECT_DIR / "dbt_project.yml", DBT_PROJECT_DIR / "profiles.yml"]
+    for folder in ("models", "macros", "tests", "seeds"):
+        sources.extend((DBT_PROJECT_DIR / folder).rglob("*"))
+    return any(p.is_file() and p.stat().st_mtime > built for p in sources)
+
+
+def prepare_dbt_manifest() -> None:
+    """``dbt parse`` when the manifest is missing or older than the dbt sources."""
+    from dagster_project.defs.transform.project import meterworks_dbt_project
+
+    if _manifest_is_stale(meterworks_dbt_project.manifest_path):
+        meterworks_dbt_project.preparer.prepare(meterworks_dbt_project)
+
+
+def load_definitions():
+    import dagster as dg
+
+    from dagster_project.definitions import defs
+
+    return defs() if not isinstance(defs, dg.Definitions) else defs
+
+
+def run_job(cfg: Settings, job_name: str, run_config: Mapping[str, Any] | None = None) -> Any:
+    """Execute a job of the code location in this process; raises on failure."""
+    import dagster as dg
+
+    prepare_environment(cfg)
+    prepare_dbt_manifest()
+    definitions = load_definitions()
+    job = definitions.resolve_job_def(job_name)
+    config = {**QUIET_LOGGING, **(run_config or {})}
+    with dg.DagsterInstance.get() as instance:
+        return job.execute_in_process(run_config=config, instance=instance)
+
+
+def materialization_metadata(result: Any, asset_name: str) -> dict[str, Any]:
+    """Metadata of an asset's materialization in a finished in-process run."""
+    for event in result.get_asset_materialization_events():
+        materialization = event.step_materialization_data.materialization
+        if materialization.asset_key.path[-1] == asset_name:
+            return {key: value.value for key, value in materialization.metadata.items()}
+    return {}
