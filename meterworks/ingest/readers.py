@@ -1,0 +1,171 @@
+"""Per-format readers: each turns one file into rows ``(line_no, raw, doc, keep_raw)`` in SQL.
+
+* ``line_no``: 1-based line (JSONL, CSV) or row (Parquet) number in the file.
+* ``raw``: the row exactly as read (JSONL: the line; CSV/Parquet: the row as JSON text).
+* ``doc``: the text to parse: the JSONL line itself, or for CSV/Parquet the row rebuilt as a
+  JSON object in the common field layout (``properties`` parsed, ``properties.<name>`` merged).
+
+Everything after this (shape detection, validation, dedup) is format-independent.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from meterworks.ingest.files import IngestError, InputFile
+
+#: Columns that hold the event's properties (``properties`` / CloudEvents ``data``): a cell is
+#: JSON text; ``properties.<name>`` / ``data.<name>`` columns add one property each.
+OBJECT_COLUMNS = ("properties", "data")
+
+# A JSON number (no leading zeros, so ids like "007" stay strings).
+JSON_NUMBER_RE = r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$"
+
+
+def q(value: str) -> str:
+    """A SQL string literal."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _one_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else exc.__class__.__name__
+
+
+def stage_jsonl(con: duckdb.DuckDBPyConnection, file: InputFile, table: str) -> str:
+    """Load the file's lines into table ``table`` (connection-local scratch) and return the
+    source select.
+
+    Each line is one VARCHAR (no delimiter, no quoting). The load runs in parallel and keeps
+    file order, so ``rowid + 1`` is the physical line number (a window ``row_number()`` would
+    make everything downstream single-threaded). Blank lines are skipped after numbering.
+    """
+    con.execute(f"""
+        create or replace table {table} as
+        select raw from read_csv({q(str(file.path))}, columns={{'raw': 'VARCHAR'}}, header=false,
+                                 delim=chr(0), quote='', escape='', auto_detect=false,
+                                 max_line_size=10000000, strict_mode=false,
+                                 compression={q("gzip" if file.compressed else "none")})
+    """)
+    return f"""
+        select rowid + 1 as line_no, raw, raw as doc, false as keep_raw
+        from {table}
+        where raw is not null and (starts_with(raw, '{{') or trim(raw) <> '')
+    """
+
+
+def jsonl_lines(file: InputFile) -> str:
+    """``(line_no, raw)`` of a JSONL file, without staging (to fetch a few lines again)."""
+    return f"""
+        select row_number() over () as line_no, raw
+        from read_csv({q(str(file.path))}, columns={{'raw': 'VARCHAR'}}, header=false,
+                      delim=chr(0), quote='', escape='', auto_detect=false,
+                      max_line_size=10000000, strict_mode=false,
+                      compression={q("gzip" if file.compressed else "none")})
+    """
+
+
+def _object_expr(columns: list[tuple[str, str]], text_cells: bool) -> str:
+    """SQL building the common JSON object from a row's columns.
+
+    Top-level columns keep their value; ``properties``/``data`` cells holding JSON text are
+    parsed; ``properties.<name>`` columns are merged in (CSV cells that look like JSON numbers
+    become numbers, so a CSV export hashes the same as its JSONL twin).
+    """
+    top: list[str] = []
+    nested: dict[str, list[tuple[str, str]]] = {name: [] for name in OBJECT_COLUMNS}
+    whole: dict[str, tuple[str, str]] = {}
+    for name, dtype in columns:
+        prefix, _, rest = name.partition(".")
+        if prefix in OBJECT_COLUMNS and rest:
+            nested[prefix].append((rest, name))
+        elif name in OBJECT_COLUMNS:
+            whole[name] = (name, dtype)
+        else:
+            top.append(name)
+
+    def cell(col: str) -> str:
+        if text_cells:
+            return (
+                f"case when regexp_matches({ident(col)}, {q(JSON_NUMBER_RE)}) "
+                f"then {ident(col)}::JSON else to_json({ident(col)}) end"
+            )
+        return f"to_json({ident(col)})"
+
+    parts = []
+    for name in top:
+        parts.append(f"{q(name)}, {ident(name)}")
+    for name in OBJECT_COLUMNS:
+        base = None
+        if name in whole:
+            col, dtype = whole[name]
+            if dtype.upper() in ("VARCHAR", "JSON"):
+                # JSON text; when it is not JSON keep the string so validation names it.
+                base = f"coalesce(try_cast({ident(col)} as JSON), to_json({ident(col)}))"
+            else:
+                base = f"to_json({ident(col)})"
+        if nested[name]:
+            # one patch per column; an empty cell adds nothing (a JSON null would delete the key)
+            merged = f"coalesce({base or 'NULL'}, '{{}}'::JSON)"
+            for key, col in nested[name]:
+                merged = (
+                    f"json_merge_patch({merged}, case when {ident(col)} is null then '{{}}'::JSON "
+                    f"else json_object({q(key)}, {cell(col)}) end)"
+                )
+            base = (
+                merged
+                if base is None
+                else (
+                    f"case when {base} is null or starts_with({base}::VARCHAR, '{{') "
+                    f"then {merged} else {base} end"
+                )
+            )
+        if base is not None:
+            parts.append(f"{q(name)}, {base}")
+    return f"json_object({', '.join(parts)})" if parts else "json_object()"
+
+
+def _describe(
+    con: duckdb.DuckDBPyConnection, relation: str, file: InputFile
+) -> list[tuple[str, str]]:
+    try:
+        rows = con.execute(f"describe select * from {relation}").fetchall()
+    except duckdb.Error as exc:
+        raise IngestError(f"{file.path}: cannot read as {file.format}: {_one_line(exc)}") from None
+    return [(row[0], row[1]) for row in rows]
+
+
+def csv_relation(file: InputFile, rejects: str) -> str:
+    return (
+        f"read_csv({q(str(file.path))}, header=true, all_varchar=true, delim=',', quote='\"', "
+        f"escape='\"', store_rejects=true, rejects_table={q(rejects)}, "
+        f"rejects_scan={q(rejects + '_scan')}, max_line_size=10000000, "
+        f"compression={q('gzip' if file.compressed else 'none')})"
+    )
+
+
+def csv_source(con: duckdb.DuckDBPyConnection, file: InputFile, rejects: str) -> str:
+    """Good CSV rows; rejected lines land in the temp table ``rejects`` (see core)."""
+    relation = csv_relation(file, rejects)
+    columns = _describe(con, relation, file)
+    obj = _object_expr(columns, text_cells=True)
+    return f"""
+        select row_number() over () as row_no, to_json(t)::VARCHAR as raw, {obj} as doc
+        from {relation} as t
+    """
+
+
+def parquet_source(con: duckdb.DuckDBPyConnection, file: InputFile) -> str:
+    relation = f"read_parquet({q(str(file.path))})"
+    columns = _describe(con, relation, file)
+    obj = _object_expr(columns, text_cells=False)
+    row = "{" + ", ".join(f"{q(name)}: {ident(name)}" for name, _ in columns) + "}"
+    return f"""
+        select file_row_number + 1 as line_no, to_json({row})::VARCHAR as raw, {obj} as doc,
+            false as keep_raw
+        from read_parquet({q(str(file.path))}, file_row_number=true)
+    """

@@ -1,0 +1,594 @@
+"""Ingestion core: formats, shapes, validation, exactly-once, corrections, atomicity."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from meterworks.catalog import parse_catalog
+from meterworks.ingest import IngestError, IngestResult, ingest_files
+from meterworks.warehouse import connect
+
+NOW = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
+TS = "2025-02-20T10:00:00Z"
+TS_EPOCH = 1740045600  # 2025-02-20T10:00:00Z
+
+CATALOG_DATA = {
+    "backdating_days": 35,
+    "future_tolerance_minutes": 5,
+    "meters": [
+        {"code": "api_calls", "event": "api_request", "aggregation": "count"},
+        {"code": "tokens", "event": "completion", "aggregation": "sum", "property": "tokens",
+         "group_by": ["model"]},
+        {"code": "storage_gb", "event": "storage_snapshot", "aggregation": "max",
+         "property": "gb"},
+        {"code": "active_users", "event": "seat_login", "aggregation": "unique_count",
+         "property": "user"},
+    ],
+}  # fmt: skip
+CATALOG = parse_catalog(CATALOG_DATA)
+REPO = Path(__file__).resolve().parent.parent
+
+
+def ev(tx: str, customer: str = "acme", event: str = "completion", ts=TS, **props) -> dict:
+    if event == "completion" and "tokens" not in props:
+        props["tokens"] = 10
+    return {"transaction_id": tx, "customer_id": customer, "event": event, "timestamp": ts,
+            "properties": props}  # fmt: skip
+
+
+def write_jsonl(path: Path, rows: list) -> Path:
+    lines = [row if isinstance(row, str) else json.dumps(row) for row in rows]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def wh(tmp_path: Path) -> Path:
+    return tmp_path / "warehouse.duckdb"
+
+
+def ingest(wh: Path, paths, now: datetime = NOW) -> IngestResult:
+    return ingest_files(wh, paths if isinstance(paths, list) else [paths], CATALOG, now=now)
+
+
+def query(wh: Path, sql: str) -> list[tuple]:
+    con = connect(wh, read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def summary(result: IngestResult) -> dict:
+    counts = result.counts()
+    counts.pop("seconds")
+    return counts
+
+
+def quarantine(wh: Path) -> list[tuple]:
+    return query(wh, "select source_line, reason, detail, raw_text from raw.quarantine "
+                     "order by batch_id, source_file, source_line")  # fmt: skip
+
+
+# -- basics ---------------------------------------------------------------------------------
+
+
+def test_canonical_jsonl_rows_are_normalised(tmp_path, wh):
+    path = write_jsonl(
+        tmp_path / "a.jsonl",
+        [
+            ev("t1", tokens=5, model="m1"),
+            "",  # blank lines are skipped, not quarantined, and keep line numbers physical
+            "   ",
+            ev("t2", event="api_request"),
+        ],
+    )
+    result = ingest(wh, path)
+    assert summary(result) == {
+        "files": 1, "rows_read": 2, "accepted": 2, "duplicates": 0, "conflicts": 0,
+        "corrections": 0, "quarantined": 0, "quarantined_by_reason": {},
+    }  # fmt: skip
+    rows = query(
+        wh,
+        "select transaction_id, action, customer_id, event_name, event_ts, properties, "
+        "source_shape, source_line, batch_id from raw.events order by event_seq",
+    )
+    assert rows == [
+        ("t1", "record", "acme", "completion", datetime(2025, 2, 20, 10), '{"model":"m1","tokens":5}',
+         "canonical", 1, 1),
+        ("t2", "record", "acme", "api_request", datetime(2025, 2, 20, 10), "{}", "canonical", 4, 1),
+    ]  # fmt: skip
+    batch = query(wh, "select batch_id, rows_read, accepted, duplicates, conflicts, quarantined, "
+                      "corrections, first_event_seq < last_event_seq, files from raw.ingest_batches")  # fmt: skip
+    assert batch[0][:8] == (1, 2, 2, 0, 0, 0, 0, True)
+    files = json.loads(batch[0][8])
+    assert files[0]["rows"] == 2 and files[0]["format"] == "jsonl" and len(files[0]["sha256"]) == 64
+
+
+def test_same_file_twice_is_all_duplicates(tmp_path, wh):
+    path = write_jsonl(tmp_path / "a.jsonl", [ev(f"t{i}") for i in range(5)])
+    first = ingest(wh, path)
+    second = ingest(wh, path)
+    assert (first.accepted, first.duplicates) == (5, 0)
+    assert (second.accepted, second.duplicates, second.quarantined) == (0, 5, 0)
+    assert second.batch_id == first.batch_id + 1
+    assert query(wh, "select count(*), sum(json_extract(properties, '$.tokens')::int) "
+                     "from raw.events") == [(5, 50)]  # fmt: skip
+
+
+def test_overlapping_files_in_one_batch_and_across_batches(tmp_path, wh):
+    a = write_jsonl(tmp_path / "a.jsonl", [ev(f"t{i}") for i in range(0, 4)])
+    b = write_jsonl(tmp_path / "b.jsonl", [ev(f"t{i}") for i in range(2, 7)])
+    c = write_jsonl(tmp_path / "c.jsonl", [ev(f"t{i}") for i in range(5, 9)])
+    one = ingest(wh, [a, b])
+    assert (one.rows_read, one.accepted, one.duplicates) == (9, 7, 2)
+    two = ingest(wh, [c])
+    assert (two.rows_read, two.accepted, two.duplicates) == (4, 2, 2)
+    assert query(wh, "select count(*), count(distinct transaction_id) from raw.events") == [(9, 9)]
+    # the first occurrence (file order as given) is the one stored
+    assert query(wh, "select source_file from raw.events where transaction_id = 't3'") == [
+        (str(a.resolve()),)
+    ]
+
+
+def test_directory_means_supported_files_sorted(tmp_path, wh):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    write_jsonl(inbox / "b.jsonl", [ev("t1", tokens=2)])
+    write_jsonl(inbox / "a.jsonl", [ev("t1", tokens=1)])
+    (inbox / "notes.txt").write_text("ignored")
+    result = ingest(wh, inbox)
+    assert [Path(f["path"]).name for f in result.files] == ["a.jsonl", "b.jsonl"]
+    assert (result.accepted, result.conflicts) == (1, 1)
+    assert query(wh, "select properties from raw.events") == [('{"tokens":1}',)]
+
+
+def test_event_seq_increases_across_batches(tmp_path, wh):
+    ingest(wh, write_jsonl(tmp_path / "a.jsonl", [ev("t1"), ev("t2")]))
+    ingest(wh, write_jsonl(tmp_path / "b.jsonl", [ev("t3"), ev("t1")]))
+    rows = query(
+        wh, "select transaction_id, batch_id, event_seq from raw.events order by event_seq"
+    )
+    assert [r[0] for r in rows] == ["t1", "t2", "t3"]
+    assert len({r[2] for r in rows}) == 3
+    batches = query(wh, "select first_event_seq, last_event_seq from raw.ingest_batches order by 1")
+    assert batches[0][1] < batches[1][0] == batches[1][1]
+
+
+# -- exactly once: content hash -------------------------------------------------------------
+
+
+def test_conflicting_duplicate_first_wins(tmp_path, wh):
+    ingest(wh, write_jsonl(tmp_path / "a.jsonl", [ev("t1", tokens=10)]))
+    result = ingest(wh, write_jsonl(tmp_path / "b.jsonl", [ev("t1", tokens=99), ev("t2")]))
+    assert summary(result)["conflicts"] == 1
+    assert result.quarantined_by_reason == {"conflict": 1}
+    assert (result.rows_read, result.accepted, result.duplicates, result.quarantined) == (
+        2,
+        1,
+        0,
+        1,
+    )
+    assert query(wh, "select properties from raw.events where transaction_id = 't1'") == [
+        ('{"tokens":10}',)
+    ]
+    [(line, reason, detail, raw)] = quarantine(wh)
+    assert (line, reason) == (1, "conflict")
+    assert "t1" in detail and "event_seq" in detail and "a.jsonl line 1" in detail
+    assert json.loads(raw)["properties"] == {"tokens": 99}
+
+
+def test_conflict_within_one_batch_names_the_kept_row(tmp_path, wh):
+    a = write_jsonl(tmp_path / "a.jsonl", [ev("t1", tokens=1), ev("t1", tokens=1)])
+    b = write_jsonl(tmp_path / "b.jsonl", [ev("t1", tokens=2)])
+    result = ingest(wh, [a, b])
+    assert (result.accepted, result.duplicates, result.conflicts) == (1, 1, 1)
+    [(_line, reason, detail, _raw)] = quarantine(wh)
+    assert reason == "conflict" and "a.jsonl line 1 (this batch)" in detail
+
+
+def test_hash_ignores_key_order_whitespace_and_null_properties(tmp_path, wh):
+    a = tmp_path / "a.jsonl"
+    a.write_text(
+        '{"transaction_id":"t1","customer_id":"acme","event":"completion",'
+        '"timestamp":"2025-02-20T10:00:00Z","properties":{"tokens":5,"model":"m1","x":{"b":1}}}\n'
+    )
+    b = tmp_path / "b.jsonl"
+    b.write_text(
+        '{ "properties": { "x": {"b": 1}, "model" : "m1", "tokens": 5, "gone": null },\n'.rstrip()
+        + ' "timestamp": "2025-02-20T11:00:00+01:00", "event": "completion", '
+        '"customer_id": "acme", "transaction_id": "t1" }\n'
+    )
+    ingest(wh, a)
+    result = ingest(wh, b)
+    assert (result.accepted, result.duplicates, result.conflicts) == (0, 1, 0)
+    assert query(wh, "select properties from raw.events") == [
+        ('{"model":"m1","tokens":5,"x":{"b":1}}',)
+    ]
+
+
+def test_same_event_in_every_shape_is_one_event(tmp_path, wh):
+    props = {"tokens": 7, "model": "m1"}
+    shapes = [
+        {"transaction_id": "t1", "customer_id": "acme", "event": "completion",
+         "timestamp": TS, "properties": props},
+        {"transaction_id": "t1", "external_customer_id": "acme", "code": "completion",
+         "timestamp": TS_EPOCH, "properties": {"model": "m1", "tokens": 7}},
+        {"event": {"transaction_id": "t1", "external_subscription_id": "acme",
+                   "code": "completion", "timestamp": str(TS_EPOCH), "properties": props}},
+        {"idempotency_key": "t1", "external_customer_id": "acme", "event_name": "completion",
+         "timestamp": "2025-02-20T10:00:00.000Z", "properties": props},
+        {"transaction_id": "t1", "customer_id": "acme", "event_type": "completion",
+         "timestamp": TS_EPOCH * 1000, "properties": props},
+        {"specversion": "1.0", "id": "t1", "source": "svc", "type": "completion",
+         "subject": "acme", "time": "2025-02-20T10:00:00Z", "data": props},
+    ]  # fmt: skip
+    result = ingest(wh, write_jsonl(tmp_path / "shapes.jsonl", shapes))
+    assert (result.rows_read, result.accepted, result.duplicates, result.quarantined) == (
+        6,
+        1,
+        5,
+        0,
+    )
+
+
+@pytest.mark.parametrize(
+    ("row", "shape"),
+    [
+        ({"transaction_id": "s1", "customer_id": "acme", "event": "completion",
+          "timestamp": TS, "properties": {"tokens": 3}}, "canonical"),
+        ({"transaction_id": "s1", "external_customer_id": "acme", "code": "completion",
+          "timestamp": TS_EPOCH, "properties": {"tokens": 3}}, "lago"),
+        ({"transaction_id": "s1", "external_subscription_id": "acme", "code": "completion",
+          "timestamp": TS_EPOCH, "properties": {"tokens": 3}}, "lago"),
+        ({"event": {"transaction_id": "s1", "external_customer_id": "acme",
+                    "code": "completion", "timestamp": TS_EPOCH, "properties": {"tokens": 3}}},
+         "lago"),
+        ({"idempotency_key": "s1", "customer_id": "acme", "event_name": "completion",
+          "timestamp": TS, "properties": {"tokens": 3}}, "orb"),
+        ({"transaction_id": "s1", "customer_id": "acme", "event_type": "completion",
+          "timestamp": TS, "properties": {"tokens": 3}}, "metronome"),
+        ({"specversion": "1.0", "id": "s1", "source": "x", "type": "completion",
+          "subject": "acme", "time": TS, "data": {"tokens": 3}}, "cloudevents"),
+    ],
+)  # fmt: skip
+def test_each_shape_is_detected(tmp_path, wh, row, shape):
+    result = ingest(wh, write_jsonl(tmp_path / "a.jsonl", [row]))
+    assert result.accepted == 1, quarantine(wh)
+    assert query(wh, "select transaction_id, customer_id, event_name, event_ts, properties, "
+                     "source_shape from raw.events") == [
+        ("s1", "acme", "completion", datetime(2025, 2, 20, 10), '{"tokens":3}', shape)
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "ts",
+    [TS, "2025-02-20T11:00:00+01:00", "2025-02-20 10:00:00", "2025-02-20T10:00:00.000000Z",
+     TS_EPOCH, TS_EPOCH * 1000, str(TS_EPOCH), str(TS_EPOCH * 1000), float(TS_EPOCH)],
+)  # fmt: skip
+def test_timestamp_forms(tmp_path, wh, ts):
+    ingest(wh, write_jsonl(tmp_path / "a.jsonl", [ev("t1", ts=ts)]))
+    assert query(wh, "select event_ts from raw.events") == [(datetime(2025, 2, 20, 10),)]
+
+
+# -- formats --------------------------------------------------------------------------------
+
+
+def test_gzip_jsonl_and_ndjson(tmp_path, wh):
+    gz = tmp_path / "a.jsonl.gz"
+    with gzip.open(gz, "wt") as handle:
+        handle.write(json.dumps(ev("t1")) + "\n\n" + "{bad\n" + json.dumps(ev("t2")) + "\n")
+    nd = write_jsonl(tmp_path / "b.ndjson", [ev("t3")])
+    result = ingest(wh, [gz, nd])
+    assert (result.rows_read, result.accepted, result.quarantined) == (4, 3, 1)
+    assert quarantine(wh)[0][:2] == (3, "invalid_json")
+    assert [f["format"] for f in result.files] == ["jsonl.gz", "jsonl"]
+
+
+def test_csv_properties_json_and_dotted_columns(tmp_path, wh):
+    csv = tmp_path / "a.csv"
+    csv.write_text(
+        "transaction_id,customer_id,event,timestamp,properties,properties.tokens\n"
+        'c1,acme,completion,2025-02-20T10:00:00Z,"{""model"": ""m1""}",12\n'
+        "c2,acme,api_request,1740045600,,\n"
+        'c3,acme,completion,2025-02-20T10:00:00Z,"{""model"": ""m1""}",lots\n'
+        "c4,acme,completion\n"
+        'c5,acme,completion,2025-02-20T10:00:00Z,"{""tokens"": 4}",\n'
+    )
+    result = ingest(wh, csv)
+    assert summary(result)["quarantined_by_reason"] == {
+        "non_numeric_value": 1,
+        "unreadable_row": 1,
+    }
+    assert (result.rows_read, result.accepted) == (5, 3)
+    assert query(wh, "select transaction_id, properties, source_line from raw.events "
+                     "order by transaction_id") == [
+        ("c1", '{"model":"m1","tokens":12}', 2),
+        ("c2", "{}", 3),
+        ("c5", '{"tokens":4}', 6),
+    ]  # fmt: skip
+    q = {row[1]: row for row in quarantine(wh)}
+    assert q["unreadable_row"][0] == 5 and q["unreadable_row"][3] == "c4,acme,completion"
+    assert q["non_numeric_value"][0] == 4 and '"lots"' in q["non_numeric_value"][2]
+    assert json.loads(q["non_numeric_value"][3])["transaction_id"] == "c3"
+
+
+def test_csv_gz_is_a_duplicate_of_its_jsonl_twin(tmp_path, wh):
+    ingest(wh, write_jsonl(tmp_path / "a.jsonl", [ev("t1", tokens=12, model="m1")]))
+    gz = tmp_path / "a.csv.gz"
+    with gzip.open(gz, "wt") as handle:
+        handle.write(
+            "transaction_id,customer_id,event,timestamp,properties.model,properties.tokens\n"
+        )
+        handle.write(f"t1,acme,completion,{TS},m1,12\n")
+    result = ingest(wh, gz)
+    assert (result.accepted, result.duplicates, result.conflicts) == (0, 1, 0)
+
+
+def test_parquet_with_struct_and_json_text_properties(tmp_path, wh):
+    struct_file = tmp_path / "a.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "transaction_id": ["p1", "p2"],
+                "customer_id": ["acme", "acme"],
+                "event": ["completion", "completion"],
+                "timestamp": pa.array(
+                    [datetime(2025, 2, 20, 10), datetime(2025, 2, 20, 10)], pa.timestamp("us")
+                ),
+                "properties": [{"tokens": 1, "model": "m1"}, {"tokens": None, "model": "m1"}],
+            }
+        ),
+        struct_file,
+    )
+    text_file = tmp_path / "b.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "idempotency_key": ["p1", "p3"],
+                "customer_id": ["acme", "acme"],
+                "event_name": ["completion", "storage_snapshot"],
+                "timestamp": [TS_EPOCH, TS_EPOCH],
+                "properties": ['{"model": "m1", "tokens": 1}', '{"gb": 2.5}'],
+            }
+        ),
+        text_file,
+    )
+    result = ingest(wh, [struct_file, text_file])
+    assert summary(result)["quarantined_by_reason"] == {"missing_property": 1}
+    assert (result.rows_read, result.accepted, result.duplicates) == (4, 2, 1)
+    assert query(wh, "select transaction_id, properties, source_shape, source_line "
+                     "from raw.events order by 1") == [
+        ("p1", '{"model":"m1","tokens":1}', "canonical", 1),
+        ("p3", '{"gb":2.5}', "orb", 2),
+    ]  # fmt: skip
+    [(line, _reason, _detail, raw)] = quarantine(wh)
+    assert line == 2 and json.loads(raw)["transaction_id"] == "p2"
+
+
+# -- quarantine reasons -----------------------------------------------------------------------
+
+REASON_ROWS = {
+    "invalid_json": '{"transaction_id": "q1", ',
+    "not_an_object": "[1, 2, 3]",
+    "missing_transaction_id": {"customer_id": "acme", "event": "api_request", "timestamp": TS},
+    "missing_customer": {"transaction_id": "q4", "event": "api_request", "timestamp": TS},
+    "missing_event_name": {"transaction_id": "q5", "customer_id": "acme", "timestamp": TS},
+    "missing_timestamp": {"transaction_id": "q6", "customer_id": "acme", "event": "api_request"},
+    "invalid_timestamp": ev("q7", event="api_request", ts="yesterday"),
+    "invalid_properties": {**ev("q8", event="api_request"), "properties": [1]},
+    "unknown_event": ev("q9", event="page_view"),
+    "missing_property": ev("q10", event="seat_login"),
+    "non_numeric_value": ev("q11", tokens="many"),
+    "outside_backdating_window": ev("q12", ts="2025-01-01T00:00:00Z"),
+    "timestamp_in_future": ev("q13", ts="2025-03-01T12:10:00Z"),
+    "unknown_correction_target": {"transaction_id": "q14", "action": "void", "corrects": "nope"},
+    "invalid_correction": {**ev("q15"), "action": "undo", "corrects": "t1"},
+}
+
+
+@pytest.mark.parametrize("reason", sorted(REASON_ROWS))
+def test_each_quarantine_reason(tmp_path, wh, reason):
+    rows = [ev("ok1"), REASON_ROWS[reason], ev("ok2")]
+    result = ingest(wh, write_jsonl(tmp_path / "a.jsonl", rows))
+    assert summary(result)["quarantined_by_reason"] == {reason: 1}
+    assert (result.rows_read, result.accepted, result.quarantined) == (3, 2, 1)
+    [(line, got, detail, raw)] = quarantine(wh)
+    assert (line, got) == (2, reason)
+    assert detail and raw == (
+        REASON_ROWS[reason] if isinstance(REASON_ROWS[reason], str)
+        else json.dumps(REASON_ROWS[reason])
+    )  # fmt: skip
+
+
+def test_all_reasons_in_one_batch_reconcile(tmp_path, wh):
+    ingest(wh, write_jsonl(tmp_path / "seed.jsonl", [ev("dup", tokens=1)]))
+    rows = [*REASON_ROWS.values(), ev("dup", tokens=2), ev("dup", tokens=1), ev("ok")]
+    result = ingest(wh, write_jsonl(tmp_path / "a.jsonl", rows))
+    expected = {reason: 1 for reason in REASON_ROWS} | {"conflict": 1}
+    assert result.quarantined_by_reason == dict(sorted(expected.items()))
+    assert result.rows_read == result.accepted + result.duplicates + result.quarantined
+    assert (result.accepted, result.duplicates, result.conflicts) == (1, 1, 1)
+    assert query(wh, "select count(*) from raw.quarantine") == [(len(expected),)]
+    assert query(
+        wh, "select quarantined, conflicts from raw.ingest_batches where batch_id = 2"
+    ) == [(len(expected), 1)]
+
+
+def test_meter_filters_limit_property_requirements(tmp_path, wh):
+    data = dict(CATALOG_DATA)
+    data["meters"] = [
+        {"code": "gpu", "event": "job", "aggregation": "sum", "property": "gpu_seconds",
+         "filters": {"kind": ["gpu"]}},
+        {"code": "jobs", "event": "job", "aggregation": "count"},
+    ]  # fmt: skip
+    catalog = parse_catalog(data)
+    path = write_jsonl(
+        tmp_path / "a.jsonl",
+        [ev("j1", event="job", kind="cpu"), ev("j2", event="job", kind="gpu"),
+         ev("j3", event="job", kind="gpu", gpu_seconds="12.5")],
+    )  # fmt: skip
+    result = ingest_files(wh, [path], catalog, now=NOW)
+    assert result.quarantined_by_reason == {"missing_property": 1}
+    assert quarantine(wh)[0][0] == 2
+
+
+# -- corrections ------------------------------------------------------------------------------
+
+EFFECTIVE_SQL = """
+    with v as (
+        select coalesce(corrects_transaction_id, transaction_id) as tx, *,
+               row_number() over (partition by coalesce(corrects_transaction_id, transaction_id)
+                                  order by event_seq desc) as rn
+        from raw.events
+    )
+    select tx, customer_id, json_extract(properties, '$.tokens')::int as tokens
+    from v where rn = 1 and action <> 'void' order by tx
+"""
+
+
+def test_void_and_amend(tmp_path, wh):
+    ingest(wh, write_jsonl(tmp_path / "a.jsonl", [ev("t1", tokens=10), ev("t2", customer="beta", tokens=20)]))  # fmt: skip
+    corrections = write_jsonl(
+        tmp_path / "b.jsonl",
+        [
+            {**ev("t1-fix", tokens=7), "action": "amend", "corrects": "t1"},
+            {"transaction_id": "t2-void", "action": "void", "corrects": "t2"},
+            # a void for an event of the same batch, written before its target
+            {"transaction_id": "t3-void", "action": "void", "corrects": "t3"},
+            ev("t3", tokens=30),
+        ],
+    )
+    result = ingest(wh, corrections)
+    assert (result.accepted, result.corrections, result.quarantined) == (4, 3, 0)
+    rows = query(
+        wh,
+        "select transaction_id, action, corrects_transaction_id, customer_id, event_name, "
+        "event_ts, properties from raw.events order by event_seq",
+    )
+    t = datetime(2025, 2, 20, 10)
+    assert rows == [
+        ("t1", "record", None, "acme", "completion", t, '{"tokens":10}'),
+        ("t2", "record", None, "beta", "completion", t, '{"tokens":20}'),
+        ("t3", "record", None, "acme", "completion", t, '{"tokens":30}'),
+        ("t1-fix", "amend", "t1", "acme", "completion", t, '{"tokens":7}'),
+        ("t2-void", "void", "t2", "beta", "completion", t, "{}"),
+        ("t3-void", "void", "t3", "acme", "completion", t, "{}"),
+    ]
+    assert query(wh, EFFECTIVE_SQL) == [("t1", "acme", 7)]
+    # replaying the corrections changes nothing
+    again = ingest(wh, corrections)
+    assert (again.accepted, again.duplicates) == (0, 4)
+    assert query(wh, EFFECTIVE_SQL) == [("t1", "acme", 7)]
+
+
+def test_correction_of_a_correction_is_rejected(tmp_path, wh):
+    ingest(wh, write_jsonl(tmp_path / "a.jsonl", [
+        ev("t1"), {**ev("t1-fix", tokens=3), "action": "amend", "corrects": "t1"}]))  # fmt: skip
+    result = ingest(wh, write_jsonl(tmp_path / "b.jsonl", [
+        {"transaction_id": "v", "action": "void", "corrects": "t1-fix"}]))  # fmt: skip
+    assert result.quarantined_by_reason == {"invalid_correction": 1}
+    assert "itself a amend" in quarantine(wh)[0][2]
+
+
+# -- atomicity ------------------------------------------------------------------------------
+
+CRASH_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    from datetime import datetime, UTC
+    sys.path.insert(0, {repo!r})
+    from meterworks.catalog import parse_catalog
+    from meterworks.ingest import ingest_files
+    catalog = parse_catalog({catalog!r})
+    ingest_files({wh!r}, {paths!r}, catalog, now=datetime(2025, 3, 1, 12, tzinfo=UTC))
+    print("committed")
+    """
+)
+
+
+def test_crash_inside_the_batch_leaves_nothing_and_retry_gives_exact_totals(tmp_path, wh):
+    first = write_jsonl(tmp_path / "a.jsonl", [ev(f"t{i}", tokens=i) for i in range(1, 101)])
+    ingest(wh, first)  # some history before the crash
+    batch = [
+        write_jsonl(tmp_path / "b.jsonl", [ev(f"t{i}", tokens=i) for i in range(50, 201)]),
+        write_jsonl(
+            tmp_path / "c.jsonl", ["not json", ev("t150", tokens=0), ev("t999", event="x")]
+        ),
+    ]
+    script = CRASH_SCRIPT.format(
+        repo=str(REPO), catalog=CATALOG_DATA, wh=str(wh), paths=[str(p) for p in batch]
+    )
+    env = {**os.environ, "METERWORKS_FAULT_INJECT": "after_events_insert"}
+    crashed = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True
+    )
+    assert crashed.returncode == 137, crashed.stderr
+    assert "committed" not in crashed.stdout
+    state = "select (select count(*) from raw.events), (select count(*) from raw.quarantine), " \
+            "(select count(*) from raw.ingest_batches), (select sum(json_extract(properties, " \
+            "'$.tokens')::int) from raw.events)"  # fmt: skip
+    assert query(wh, state) == [(100, 0, 1, 5050)]
+
+    env.pop("METERWORKS_FAULT_INJECT")
+    retried = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True
+    )
+    assert retried.returncode == 0, retried.stderr
+    assert query(wh, state) == [(200, 3, 2, sum(range(1, 201)))]
+    assert query(wh, "select rows_read, accepted, duplicates, conflicts, quarantined "
+                     "from raw.ingest_batches where batch_id = 2") == [(154, 100, 51, 1, 3)]  # fmt: skip
+
+
+# -- errors ---------------------------------------------------------------------------------
+
+
+def test_ingest_errors_are_one_line_and_write_nothing(tmp_path, wh):
+    good = write_jsonl(tmp_path / "a.jsonl", [ev("t1")])
+    bad_gz = tmp_path / "b.jsonl.gz"
+    bad_gz.write_bytes(b"not gzip")
+    bad_parquet = tmp_path / "c.parquet"
+    bad_parquet.write_text("nope")
+    cases = {
+        tmp_path / "missing.jsonl": "no such file",
+        tmp_path / "a.xlsx": "unsupported file type",
+        bad_gz: "not a gzip file",
+        bad_parquet: "not a Parquet file",
+    }
+    (tmp_path / "a.xlsx").write_text("x")
+    for path, message in cases.items():
+        with pytest.raises(IngestError, match=message) as info:
+            ingest(wh, [good, path])
+        assert "\n" not in str(info.value) and str(path.name) in str(info.value)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(IngestError, match="no supported input files"):
+        ingest(wh, tmp_path / "empty")
+    assert not wh.exists()
+
+
+def test_connection_can_be_passed_and_stays_usable(tmp_path, wh):
+    con = connect(wh)
+    result = ingest_files(con, [write_jsonl(tmp_path / "a.jsonl", [ev("t1")])], CATALOG, now=NOW)
+    assert result.accepted == 1
+    assert con.execute("select count(*) from raw.events").fetchone() == (1,)
+    tables = con.execute("select table_name from duckdb_tables() where temporary").fetchall()
+    assert tables == []
+    con.close()
+
+
+def test_default_now_is_current_time(tmp_path, wh):
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    result = ingest_files(wh, [write_jsonl(tmp_path / "a.jsonl", [ev("t1", ts=now), ev("t2")])],
+                          CATALOG)  # fmt: skip
+    assert result.quarantined_by_reason == {"outside_backdating_window": 1}
