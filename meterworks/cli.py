@@ -52,7 +52,7 @@ def cmd_ingest(args: argparse.Namespace, cfg: Settings) -> int:
     result = run_job(
         cfg,
         "meterworks_ingest",
-        {"ops": {"raw_events": {"config": {"paths": [str(p) for p in paths]}}}},
+        {"ops": {"raw_event_store": {"config": {"paths": [str(p) for p in paths]}}}},
     )
     metadata = materialization_metadata(result, "raw_events")
     print(json.dumps(metadata.get("counts", {}), sort_keys=True))
@@ -103,7 +103,7 @@ def cmd_demo(args: argparse.Namespace, cfg: Settings) -> int:
     result = run_job(
         cfg,
         "meterworks_ingest",
-        {"ops": {"raw_events": {"config": {"paths": [str(cfg.demo_dir / "events")]}}}},
+        {"ops": {"raw_event_store": {"config": {"paths": [str(cfg.demo_dir / "events")]}}}},
     )
     counts = materialization_metadata(result, "raw_events").get("counts", {})
     print("ingest: " + json.dumps(counts, sort_keys=True))

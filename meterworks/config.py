@@ -7,12 +7,23 @@ so a relative path must never leave this module.
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = REPO_ROOT / "dbt"
 EXAMPLE_CATALOG = REPO_ROOT / "data" / "catalog.example.yml"
+
+
+def _dbt_executable() -> str:
+    """The ``dbt`` installed beside this interpreter, so an un-activated venv still works."""
+    beside = Path(sys.executable).parent / "dbt"
+    return str(beside) if beside.exists() else (shutil.which("dbt") or "dbt")
+
+
+DBT_EXECUTABLE = _dbt_executable()
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -36,10 +38,10 @@ def _manifest_is_stale(manifest: Path) -> bool:
 
 def prepare_dbt_manifest() -> None:
     """``dbt parse`` when the manifest is missing or older than the dbt sources."""
-    from dagster_project.defs.transform.project import meterworks_dbt_project
+    from dagster_project.defs.transform.project import meterworks_dbt_project, parse_dbt_project
 
     if _manifest_is_stale(meterworks_dbt_project.manifest_path):
-        meterworks_dbt_project.preparer.prepare(meterworks_dbt_project)
+        parse_dbt_project()
 
 
 def load_definitions():
@@ -59,7 +61,9 @@ def run_job(cfg: Settings, job_name: str, run_config: Mapping[str, Any] | None =
     definitions = load_definitions()
     job = definitions.resolve_job_def(job_name)
     config = {**QUIET_LOGGING, **(run_config or {})}
-    with dg.DagsterInstance.get() as instance:
+    # dagster-dbt echoes dbt's log to stdout; send it to stderr so stdout carries only results
+    # (``meterworks ingest`` prints exactly one JSON line).
+    with dg.DagsterInstance.get() as instance, contextlib.redirect_stdout(sys.stderr):
         return job.execute_in_process(run_config=config, instance=instance)
 
 

@@ -15,7 +15,7 @@ def definitions(dbt_manifest):
 
 def test_asset_graph(definitions) -> None:
     keys = {key.to_user_string() for key in definitions.resolve_asset_graph().get_all_asset_keys()}
-    for expected in ("catalog", "raw_events", "fct_usage_hourly", "fct_usage_daily",
+    for expected in ("catalog_meters", "raw_events", "raw_quarantine", "fct_usage_hourly", "fct_usage_daily",
                      "fct_meter_totals", "dim_meters", "dim_customers"):  # fmt: skip
         assert expected in keys
     graph = definitions.resolve_asset_graph()
@@ -29,7 +29,7 @@ def test_asset_graph(definitions) -> None:
                 ancestors.add(parent)
                 frontier.append(parent)
     assert dg.AssetKey("raw_events") in ancestors
-    assert dg.AssetKey("catalog") in ancestors
+    assert dg.AssetKey("catalog_meters") in ancestors
 
 
 def test_groups(definitions) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dagster as dg
 
-INGEST_ASSETS = dg.AssetSelection.assets("catalog", "raw_events")
+from dagster_project.defs.ingest.assets import CATALOG_ASSETS, RAW_ASSETS
+
+INGEST_ASSETS = dg.AssetSelection.assets(*CATALOG_ASSETS, *RAW_ASSETS)
 
 #: ingest the inbox, then rebuild everything downstream of the raw store
 pipeline_job = dg.define_asset_job(
@@ -16,7 +18,7 @@ pipeline_job = dg.define_asset_job(
 #: everything downstream of ingestion (the catalog tables are refreshed first)
 build_job = dg.define_asset_job(
     "meterworks_build",
-    selection=dg.AssetSelection.all() - dg.AssetSelection.assets("raw_events"),
+    selection=dg.AssetSelection.all() - dg.AssetSelection.assets(*RAW_ASSETS),
     description="Refresh the catalog tables and rebuild every model from the raw store.",
 )
 

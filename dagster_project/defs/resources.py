@@ -7,7 +7,7 @@ from dagster_dbt import DbtCliResource
 
 from dagster_project.defs.transform.project import meterworks_dbt_project
 from meterworks.catalog import Catalog, load_catalog
-from meterworks.config import Settings, settings
+from meterworks.config import DBT_EXECUTABLE, Settings, settings
 
 
 class MeterworksResource(dg.ConfigurableResource):
@@ -29,6 +29,8 @@ def resources() -> dg.Definitions:
     return dg.Definitions(
         resources={
             "meterworks": MeterworksResource(),
-            "dbt": DbtCliResource(project_dir=meterworks_dbt_project),
+            "dbt": DbtCliResource(
+                project_dir=meterworks_dbt_project, dbt_executable=DBT_EXECUTABLE
+            ),
         }
     )

@@ -1,15 +1,13 @@
 """Ingestion assets: the catalog tables and the append-only raw event store."""
 
-from __future__ import annotations
-
 from pathlib import Path
 
 import dagster as dg
-from meterworks.ingest import ingest_files
 from pydantic import Field
 
 from dagster_project.defs.resources import MeterworksResource
 from meterworks import inbox
+from meterworks.ingest import ingest_files
 from meterworks.warehouse import open_warehouse, sync_catalog
 
 
@@ -23,44 +21,92 @@ class IngestConfig(dg.Config):
     archive_inbox_files: bool = True
 
 
-@dg.asset(
+#: One Dagster asset per raw table, so each dbt source maps to its own upstream asset.
+CATALOG_ASSETS = ("catalog_meters", "catalog_customers")
+RAW_ASSETS = ("raw_events", "raw_quarantine", "raw_ingest_batches")
+
+
+@dg.multi_asset(
     group_name="ingest",
-    kinds={"duckdb", "yaml"},
-    description="The catalog's meters and customers, written to raw.catalog_* for dbt.",
+    specs=[
+        dg.AssetSpec(
+            "catalog_meters",
+            kinds={"duckdb", "yaml"},
+            description="Meters of the catalog file (raw.catalog_meters), rewritten each sync.",
+        ),
+        dg.AssetSpec(
+            "catalog_customers",
+            kinds={"duckdb", "yaml"},
+            description="Customers of the catalog file (raw.catalog_customers).",
+        ),
+    ],
 )
-def catalog(meterworks: MeterworksResource) -> dg.MaterializeResult:
+def catalog(meterworks: MeterworksResource):
+    """Validate the catalog file and write it to the warehouse in one transaction."""
     cfg = meterworks.settings()
     catalog_ = meterworks.load_catalog()
     with open_warehouse(cfg.warehouse) as con:
         sync_catalog(con, catalog_)
-    return dg.MaterializeResult(
+    source = str(meterworks.catalog_path or cfg.catalog)
+    yield dg.MaterializeResult(
+        asset_key="catalog_meters",
         metadata={
-            "catalog_path": str(meterworks.catalog_path or cfg.catalog),
+            "catalog_path": source,
             "meters": len(catalog_.meters),
-            "customers": len(catalog_.customers),
             "backdating_days": catalog_.backdating_days,
-        }
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key="catalog_customers",
+        metadata={"catalog_path": source, "customers": len(catalog_.customers)},
     )
 
 
-@dg.asset(
+@dg.multi_asset(
     group_name="ingest",
-    kinds={"duckdb"},
-    deps=[catalog],
-    description=(
-        "Append-only raw usage event store (raw.events, raw.quarantine, raw.ingest_batches). "
-        "Exactly-once: a retried event is never counted twice."
-    ),
+    specs=[
+        dg.AssetSpec(
+            "raw_events",
+            kinds={"duckdb"},
+            deps=list(CATALOG_ASSETS),
+            description=(
+                "Append-only raw usage event store (raw.events). Exactly-once: a retried "
+                "event is never counted twice."
+            ),
+        ),
+        dg.AssetSpec(
+            "raw_quarantine",
+            kinds={"duckdb"},
+            deps=list(CATALOG_ASSETS),
+            description="Rejected rows with their raw text and a reason (raw.quarantine).",
+        ),
+        dg.AssetSpec(
+            "raw_ingest_batches",
+            kinds={"duckdb"},
+            deps=list(CATALOG_ASSETS),
+            description="One row per committed ingest batch with its counts.",
+        ),
+    ],
 )
-def raw_events(
+def raw_event_store(
     context: dg.AssetExecutionContext, config: IngestConfig, meterworks: MeterworksResource
-) -> dg.MaterializeResult:
+):
+    """One atomic ingest batch; the three raw tables commit together."""
+    yield from _ingest(context, config, meterworks)
+
+
+def _ingest(
+    context: dg.AssetExecutionContext, config: IngestConfig, meterworks: MeterworksResource
+) -> list[dg.MaterializeResult]:
     cfg = meterworks.settings()
     cfg.ensure_dirs()
     paths = [Path(p) for p in config.paths] if config.paths else inbox.pending_files(cfg.inbox)
     if not paths:
         context.log.info("nothing to ingest")
-        return dg.MaterializeResult(metadata={"files": 0, "accepted": 0})
+        return [
+            dg.MaterializeResult(asset_key=key, metadata={"files": 0, "accepted": 0})
+            for key in RAW_ASSETS
+        ]
     catalog_ = meterworks.load_catalog()
     with open_warehouse(cfg.warehouse) as con:
         result = ingest_files(con, paths, catalog_)
@@ -69,15 +115,30 @@ def raw_events(
     dropped = [p for p in paths if p.resolve().parent == cfg.inbox]
     if dropped and config.archive_inbox_files:
         inbox.archive(dropped, cfg.processed, result.batch_id)
-    return dg.MaterializeResult(
-        metadata={
-            "batch_id": result.batch_id,
-            "files": len(paths),
-            "rows_read": counts["rows_read"],
-            "accepted": counts["accepted"],
-            "duplicates": counts["duplicates"],
-            "conflicts": counts["conflicts"],
-            "quarantined": counts["quarantined"],
-            "counts": dg.MetadataValue.json(counts),
-        }
-    )
+    return [
+        dg.MaterializeResult(
+            asset_key="raw_events",
+            metadata={
+                "batch_id": result.batch_id,
+                "files": len(paths),
+                "rows_read": counts["rows_read"],
+                "accepted": counts["accepted"],
+                "duplicates": counts["duplicates"],
+                "conflicts": counts["conflicts"],
+                "corrections": counts["corrections"],
+                "counts": dg.MetadataValue.json(counts),
+            },
+        ),
+        dg.MaterializeResult(
+            asset_key="raw_quarantine",
+            metadata={
+                "batch_id": result.batch_id,
+                "quarantined": counts["quarantined"],
+                "by_reason": dg.MetadataValue.json(counts["quarantined_by_reason"]),
+            },
+        ),
+        dg.MaterializeResult(
+            asset_key="raw_ingest_batches",
+            metadata={"batch_id": result.batch_id, "seconds": counts["seconds"]},
+        ),
+    ]

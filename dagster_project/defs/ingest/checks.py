@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from dagster_project.defs.ingest.assets import raw_events
 from dagster_project.defs.resources import MeterworksResource
 from meterworks import health
 from meterworks.warehouse import ensure_raw_schema, open_warehouse
@@ -22,7 +21,7 @@ def _latest(meterworks: MeterworksResource) -> health.BatchHealth:
         return health.latest_batch(con)
 
 
-@dg.asset_check(asset=raw_events, description="Share of the latest batch sent to quarantine.")
+@dg.asset_check(asset="raw_events", description="Share of the latest batch sent to quarantine.")
 def quarantine_rate(meterworks: MeterworksResource) -> dg.AssetCheckResult:
     batch = _latest(meterworks)
     return dg.AssetCheckResult(
@@ -38,7 +37,7 @@ def quarantine_rate(meterworks: MeterworksResource) -> dg.AssetCheckResult:
     )
 
 
-@dg.asset_check(asset=raw_events, description="Share of the latest batch that were redeliveries.")
+@dg.asset_check(asset="raw_events", description="Share of the latest batch that were redeliveries.")
 def duplicate_rate(meterworks: MeterworksResource) -> dg.AssetCheckResult:
     batch = _latest(meterworks)
     return dg.AssetCheckResult(
@@ -54,7 +53,7 @@ def duplicate_rate(meterworks: MeterworksResource) -> dg.AssetCheckResult:
     )
 
 
-@dg.asset_check(asset=raw_events, description="A batch was committed within the last 26 hours.")
+@dg.asset_check(asset="raw_events", description="A batch was committed within the last 26 hours.")
 def ingest_freshness(meterworks: MeterworksResource) -> dg.AssetCheckResult:
     batch = _latest(meterworks)
     now = datetime.now(UTC).replace(tzinfo=None)

@@ -24,7 +24,7 @@ def inbox_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         return dg.SensorResult(skip_reason="these files already triggered a run")
     request = dg.RunRequest(
         run_key=key,
-        run_config={"ops": {"raw_events": {"config": {"paths": [str(p) for p in files]}}}},
+        run_config={"ops": {"raw_event_store": {"config": {"paths": [str(p) for p in files]}}}},
         tags={"meterworks/trigger": "inbox", "meterworks/files": str(len(files))},
     )
     return dg.SensorResult(run_requests=[request], cursor=key)

@@ -1,7 +1,5 @@
 """dbt models as Dagster assets. dbt data tests surface as asset checks on their models."""
 
-from __future__ import annotations
-
 import os
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -14,15 +12,21 @@ from dagster_project.defs.transform.project import meterworks_dbt_project
 
 
 class MeterworksDbtTranslator(DagsterDbtTranslator):
-    """Groups models by layer/domain and tags them with DuckDB; everything else is default."""
+    """Keys models by their name (model names are unique, so ``fct_meter_totals`` rather than
+    ``marts/fct_meter_totals``), groups them by layer/domain and tags them with DuckDB.
+    Sources keep the keys their ``meta.dagster.asset_key`` gives (the ingest assets)."""
 
     def get_asset_spec(
         self, manifest: Mapping[str, Any], unique_id: str, project: Any
     ) -> dg.AssetSpec:
         spec = super().get_asset_spec(manifest, unique_id, project)
-        node = manifest["nodes"].get(unique_id) or manifest["sources"].get(unique_id) or {}
+        node = manifest["nodes"].get(unique_id)
+        if node is None or node.get("resource_type") != "model":
+            return spec
         return spec.replace_attributes(
-            group_name=dbt_group_name(node.get("fqn", [])), kinds={"dbt", "duckdb"}
+            key=dg.AssetKey(node["name"]),
+            group_name=dbt_group_name(node.get("fqn", [])),
+            kinds={"dbt", "duckdb"},
         )
 
 

@@ -1,13 +1,32 @@
-"""The dbt project handle. No dbt parse happens at import except under ``dg dev``
-(``prepare_if_dev``); ``meterworks`` commands prepare the manifest before loading code."""
+"""The dbt project handle.
 
-from dagster_dbt import DbtProject
+``@dbt_assets`` needs ``target/manifest.json`` at import time and a fresh clone has none
+(``target/`` is never committed), so a missing manifest is parsed here once (a few seconds).
+``meterworks`` commands also re-parse a stale one (``meterworks.jobs.prepare_dbt_manifest``);
+``dg dev`` re-parses on every load (``prepare_if_dev``).
+"""
 
-from meterworks.config import DBT_PROJECT_DIR
+import os
+
+from dagster_dbt import DbtCliResource, DbtProject
+
+from meterworks.config import DBT_EXECUTABLE, DBT_PROJECT_DIR, settings
 
 meterworks_dbt_project = DbtProject(
     project_dir=DBT_PROJECT_DIR,
     profiles_dir=DBT_PROJECT_DIR,
     target="duckdb",
 )
+
+
+def parse_dbt_project() -> None:
+    """``dbt parse`` into the project's target path (profiles.yml reads the warehouse path
+    from the environment; parsing never opens the warehouse)."""
+    os.environ.setdefault("METERWORKS_WAREHOUSE", str(settings().warehouse))
+    dbt = DbtCliResource(project_dir=meterworks_dbt_project, dbt_executable=DBT_EXECUTABLE)
+    dbt.cli(["parse", "--quiet"], target_path=meterworks_dbt_project.target_path).wait()
+
+
+if not meterworks_dbt_project.manifest_path.exists():
+    parse_dbt_project()
 meterworks_dbt_project.prepare_if_dev()

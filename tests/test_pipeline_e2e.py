@@ -1,0 +1,151 @@
+"""The README's main command end to end: demo data -> Dagster ingest -> dbt build -> summary.
+
+The demo generator computes what the pipeline must produce independently of it (its manifest and
+``expected_meter_totals.csv``); these tests hold the real pipeline to those figures.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from meterworks.cli import main
+from meterworks.warehouse import open_warehouse
+
+SMALL_DEMO = ["--customers", "14", "--days", "40", "--seed", "11"]
+
+
+def expected_totals(demo_dir: Path) -> dict[tuple[str, str, str, str], tuple[Decimal, int]]:
+    with (demo_dir / "expected_meter_totals.csv").open() as f:
+        return {
+            (r["customer_id"], r["meter_code"], r["period_month"], r["dimensions"]): (
+                Decimal(r["quantity"]),
+                int(r["event_count"]),
+            )
+            for r in csv.DictReader(f)
+        }
+
+
+def mart_totals(warehouse: Path) -> dict[tuple[str, str, str, str], tuple[Decimal, int]]:
+    with open_warehouse(warehouse, read_only=True) as con:
+        rows = con.execute(
+            "select customer_id, meter_code, cast(period_month as varchar), dimensions, "
+            "quantity, event_count from marts.fct_meter_totals"
+        ).fetchall()
+    return {(c, m, p, d): (Decimal(q).normalize(), n) for c, m, p, d, q, n in rows}
+
+
+def normalized(totals: dict) -> dict:
+    return {key: (q.normalize(), n) for key, (q, n) in totals.items()}
+
+
+def ingest_line(out: str) -> dict:
+    [line] = [x for x in out.splitlines() if x.startswith("ingest: ")]
+    return json.loads(line.removeprefix("ingest: "))
+
+
+def assert_counts_match_manifest(counts: dict, manifest: dict) -> None:
+    expected = manifest["expected"]
+    assert counts["rows_read"] == expected["rows_read"]
+    assert counts["accepted"] == expected["accepted"]["total"]
+    assert counts["corrections"] == expected["accepted"]["corrections"]
+    assert counts["duplicates"] == expected["duplicates"]
+    assert counts["conflicts"] == expected["conflicts"]
+    assert counts["quarantined_by_reason"] == expected["quarantined"]["by_reason"]
+
+
+@pytest.fixture(scope="module")
+def small_demo(tmp_path_factory, dbt_manifest):
+    """One small demo run through the CLI, shared by the tests below (they only read it,
+    except the last, which appends a batch)."""
+    home = tmp_path_factory.mktemp("e2e") / "home"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("METERWORKS_HOME", str(home))
+        mp.setenv("DAGSTER_HOME", str(home / "dagster"))
+        mp.delenv("METERWORKS_CATALOG", raising=False)
+        import contextlib
+        import io
+
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            assert main(["demo", *SMALL_DEMO]) == 0
+        yield home, out.getvalue(), mp
+
+
+def test_demo_counts_equal_the_generators_manifest(small_demo) -> None:
+    home, out, _ = small_demo
+    manifest = json.loads((home / "demo" / "manifest.json").read_text())
+    assert_counts_match_manifest(ingest_line(out), manifest)
+    assert "Meterworks summary" in out
+    assert "top customers by usage" in out
+
+
+def test_meter_totals_equal_the_independent_expectation(small_demo) -> None:
+    home, _, _ = small_demo
+    expected = normalized(expected_totals(home / "demo"))
+    actual = mart_totals(home / "warehouse.duckdb")
+    assert len(expected) > 50
+    assert actual == expected
+
+
+def test_rerun_is_exactly_once_and_a_new_batch_is_reflected_incrementally(
+    small_demo, capsys
+) -> None:
+    home, _, _ = small_demo
+    warehouse = home / "warehouse.duckdb"
+    before = mart_totals(warehouse)
+
+    # a retried delivery of every file: nothing new is counted
+    assert main(["ingest", str(home / "demo" / "events")]) == 0
+    counts = json.loads(capsys.readouterr().out.strip())
+    assert counts["accepted"] == 0
+    assert counts["duplicates"] + counts["quarantined"] == counts["rows_read"]
+    assert main(["build", "--quiet"]) == 0
+    assert mart_totals(warehouse) == before
+
+    # a new batch: one new event and a void of an existing one
+    with open_warehouse(warehouse, read_only=True) as con:
+        txn, customer, event_ts = con.execute(
+            "select transaction_id, customer_id, strftime(event_ts, '%Y-%m-%dT%H:%M:%SZ') "
+            "from raw.events where event_name = 'api_request' and action = 'record' "
+            "order by event_seq desc limit 1"
+        ).fetchone()
+    new_batch = home / "late.jsonl"
+    new_batch.write_text(
+        json.dumps(
+            {
+                "transaction_id": "e2e-new-1",
+                "customer_id": customer,
+                "event": "api_request",
+                "timestamp": event_ts,
+                "properties": {"endpoint": "/v1/e2e"},
+            }
+        )
+        + "\n"
+        + json.dumps({"transaction_id": "e2e-void-1", "action": "void", "corrects": txn})
+        + "\n"
+    )
+    assert main(["ingest", str(new_batch)]) == 0
+    counts = json.loads(capsys.readouterr().out.strip())
+    assert (counts["accepted"], counts["corrections"]) == (2, 1), json.dumps(counts)
+    assert main(["build", "--quiet"]) == 0
+    # one api call added and one voided: the same period's count is unchanged, the event
+    # counts moved in lockstep, and the incremental result equals a full rebuild
+    after_incremental = mart_totals(warehouse)
+    assert after_incremental == before
+    assert main(["build", "--quiet", "--full-refresh"]) == 0
+    assert mart_totals(warehouse) == after_incremental
+
+
+@pytest.mark.slow
+def test_full_default_demo_matches_its_manifest(home, dbt_manifest, capsys) -> None:
+    """The exact README command (default size, ~0.9 M rows in five shapes)."""
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    manifest = json.loads((home / "demo" / "manifest.json").read_text())
+    assert_counts_match_manifest(ingest_line(out), manifest)
+    assert mart_totals(home / "warehouse.duckdb") == normalized(expected_totals(home / "demo"))
