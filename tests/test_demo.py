@@ -190,7 +190,11 @@ def _meter_totals(effective: dict, catalog: Catalog) -> dict[tuple, tuple[Decima
         for m in catalog.meters_for_event(name):
             if any(str(props.get(k)) not in v for k, v in m.filters.items()):
                 continue
-            dims = json.dumps({k: props.get(k) for k in m.group_by}) if m.group_by else "{}"
+            dims = (
+                json.dumps({k: props.get(k) for k in m.group_by}, separators=(",", ":"))
+                if m.group_by
+                else "{}"
+            )
             groups[(customer, m.code, month, dims)].append((ts, props.get(m.property)))
     aggregation = {m.code: m.aggregation for m in catalog.meters}
     return {key: _aggregate(aggregation[key[1]], items) for key, items in groups.items()}

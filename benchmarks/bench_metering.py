@@ -1,0 +1,183 @@
+"""Metering benchmark: N events -> fresh meter totals, then 100k-event batches on top.
+
+    make bench                                   # 10 M events, JSON Lines and Parquet
+    .venv/bin/python benchmarks/bench_metering.py --events 1000000 --format jsonl
+
+For each format, in a fresh Meterworks home:
+
+1. generate N events (``bench_ingest.generate``: ~2,000 customers in six time zones, four
+   meters -- count, sum grouped by model, max, unique_count -- five export shapes in JSONL,
+   ~5 % redeliveries);
+2. ingest them (``meterworks.ingest.ingest_files``, what the ``raw_events`` asset calls) and
+   materialize every dbt model with the real Dagster build job (``dbt build``: models, data
+   tests and unit tests) -- "time to fresh meter totals" is the sum;
+3. ``--followups`` times: ingest one more 100k-event batch and run the build job again
+   (incremental models), the figures the issue bounds by history size.
+
+Peak RSS is sampled every 50 ms over this process and its children (dbt runs as a child),
+summed. Figures are printed, never asserted: this is a benchmark, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import yaml
+
+BENCH_DIR = Path(__file__).resolve().parent
+sys.path[:0] = [str(BENCH_DIR.parent), str(BENCH_DIR)]
+
+from bench_ingest import CATALOG_SPEC, generate  # noqa: E402
+
+from meterworks.catalog import load_catalog  # noqa: E402
+from meterworks.config import settings  # noqa: E402
+from meterworks.ingest import ingest_files  # noqa: E402
+
+TIMEZONES = [
+    "UTC",
+    "America/New_York",
+    "Europe/Berlin",
+    "Asia/Tokyo",
+    "America/Los_Angeles",
+    "Asia/Kolkata",
+]
+
+
+class PeakRss:
+    """Largest summed RSS of this process and its descendants, sampled in a thread."""
+
+    def __init__(self, interval: float = 0.05) -> None:
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        me = psutil.Process()
+        while not self._stop.is_set():
+            total = 0
+            for proc in [me, *me.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):
+                    total += proc.memory_info().rss
+            self.peak = max(self.peak, total)
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def mb(self) -> float:
+        return self.peak / 1e6
+
+
+def write_catalog(path: Path) -> None:
+    customers = [
+        {"id": f"cust-{i:04d}", "timezone": TIMEZONES[i % len(TIMEZONES)]} for i in range(2000)
+    ]
+    path.write_text(yaml.safe_dump({**CATALOG_SPEC, "customers": customers}, sort_keys=False))
+
+
+def run_build(cfg) -> float:
+    from meterworks.jobs import run_job
+
+    began = time.perf_counter()
+    result = run_job(cfg, "meterworks_build")
+    if not result.success:
+        raise SystemExit("the build job failed")
+    return time.perf_counter() - began
+
+
+def bench_format(args: argparse.Namespace, fmt: str, root: Path) -> None:
+    home = root / f"home-{fmt}"
+    shutil.rmtree(home, ignore_errors=True)
+    os.environ["METERWORKS_HOME"] = str(home)
+    os.environ["DAGSTER_HOME"] = str(home / "dagster")
+    os.environ["METERWORKS_CATALOG"] = str(root / "catalog.yml")
+    cfg = settings(home)
+    cfg.ensure_dirs()
+    catalog = load_catalog(root / "catalog.yml")
+
+    suffix = "jsonl" if fmt == "jsonl" else "parquet"
+    big = root / f"events-{args.events}.{suffix}"
+    if not big.exists():
+        began = time.perf_counter()
+        rows = generate(big, args.events, args.dup_rate, fmt, "a", 1)
+        print(f"[{fmt}] generated {rows:,} rows in {time.perf_counter() - began:.1f}s")
+    followups = []
+    for k in range(args.followups):
+        path = root / f"followup-{k}.{suffix}"
+        if not path.exists():
+            generate(path, args.followup, args.dup_rate, fmt, f"f{k}", 100 + k)
+        followups.append(path)
+
+    with PeakRss() as rss:
+        first = ingest_files(cfg.warehouse, [big], catalog)
+        build = run_build(cfg)
+    counts = first.counts()
+    total = first.seconds + build
+    print(
+        f"[{fmt}] {counts['rows_read']:,} events: ingest {first.seconds:.1f}s "
+        f"({counts['rows_read'] / first.seconds:,.0f} events/s, {counts['duplicates']:,} "
+        f"duplicates dropped) + dbt build {build:.1f}s = fresh meter totals in {total:.1f}s; "
+        f"peak RSS {rss.mb:,.0f} MB"
+    )
+
+    ingest_s, build_s = [], []
+    with PeakRss() as rss:
+        for path in followups:
+            batch = ingest_files(cfg.warehouse, [path], catalog)
+            ingest_s.append(batch.seconds)
+            build_s.append(run_build(cfg))
+    print(
+        f"[{fmt}] +{args.followup:,}-event batch on {counts['accepted']:,} events of history, "
+        f"median of {len(followups)}: ingest {statistics.median(ingest_s):.2f}s, reflected in "
+        f"meter totals after {statistics.median(build_s):.1f}s more "
+        f"(all: ingest {', '.join(f'{s:.2f}' for s in ingest_s)}; "
+        f"build {', '.join(f'{s:.1f}' for s in build_s)}); peak RSS {rss.mb:,.0f} MB"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=lambda s: int(s.replace("_", "")), default=10_000_000)
+    parser.add_argument("--format", choices=["jsonl", "parquet", "both"], default="both")
+    parser.add_argument("--dup-rate", type=float, default=0.05)
+    parser.add_argument("--followup", type=int, default=100_000, help="size of each later batch")
+    parser.add_argument("--followups", type=int, default=3, help="how many later batches")
+    parser.add_argument("--out", type=Path, default=None, help="work dir (default: a temp dir)")
+    args = parser.parse_args()
+
+    root = args.out or Path(tempfile.mkdtemp(prefix="mw-bench-metering-"))
+    root.mkdir(parents=True, exist_ok=True)
+    write_catalog(root / "catalog.yml")
+    from meterworks.jobs import prepare_dbt_manifest
+
+    os.environ.setdefault("METERWORKS_WAREHOUSE", str(root / "parse.duckdb"))
+    prepare_dbt_manifest()
+    print(f"machine: {os.cpu_count()} CPUs, {psutil.virtual_memory().total / 2**30:.0f} GiB")
+    formats = ["jsonl", "parquet"] if args.format == "both" else [args.format]
+    try:
+        for fmt in formats:
+            bench_format(args, fmt, root)
+    finally:
+        if args.out is None:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
