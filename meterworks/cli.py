@@ -134,6 +134,8 @@ def cmd_dev(args: argparse.Namespace, cfg: Settings) -> int:
     prepare_environment(cfg)
     prepare_dbt_manifest()
     command = [str(Path(sys.executable).with_name("dg")), "dev", "--port", str(args.port)]
+    # dg dev re-parses dbt on each load with the `dbt` it finds on PATH: the venv's one.
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     os.chdir(REPO_ROOT)
     os.execv(command[0], command)
     return 0  # pragma: no cover

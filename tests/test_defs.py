@@ -3,7 +3,6 @@
 import dagster as dg
 import pytest
 
-from dagster_project.defs.transform.assets import dbt_build_args, dbt_group_name
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +48,9 @@ def test_jobs_schedules_sensors_and_checks(definitions) -> None:
     assert any(name.startswith("not_null") or name.startswith("unique") for name in check_names)
 
 
-def test_dbt_helpers() -> None:
+def test_dbt_helpers(dbt_manifest) -> None:
+    from dagster_project.defs.transform.assets import dbt_build_args, dbt_group_name
+
     assert dbt_build_args(False) == ["build"]
     assert dbt_build_args(True) == ["build", "--full-refresh"]
     assert dbt_group_name(["meterworks", "staging", "meterworks", "stg_x"]) == "staging"

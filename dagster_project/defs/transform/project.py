@@ -1,9 +1,9 @@
 """The dbt project handle.
 
 ``@dbt_assets`` needs ``target/manifest.json`` at import time and a fresh clone has none
-(``target/`` is never committed), so a missing manifest is parsed here once (a few seconds).
-``meterworks`` commands also re-parse a stale one (``meterworks.jobs.prepare_dbt_manifest``);
-``dg dev`` re-parses on every load (``prepare_if_dev``).
+(``target/`` is never committed). Importing never parses (no side effects at import): the
+``meterworks`` commands and the test session call ``meterworks.jobs.prepare_dbt_manifest``
+first, and ``dg dev`` re-parses on every load (``prepare_if_dev``).
 """
 
 import os
@@ -27,6 +27,4 @@ def parse_dbt_project() -> None:
     dbt.cli(["parse", "--quiet"], target_path=meterworks_dbt_project.target_path).wait()
 
 
-if not meterworks_dbt_project.manifest_path.exists():
-    parse_dbt_project()
 meterworks_dbt_project.prepare_if_dev()
