@@ -4,7 +4,6 @@ import dagster as dg
 import pytest
 
 
-
 @pytest.fixture(scope="module")
 def definitions(dbt_manifest):
     from meterworks.jobs import load_definitions
