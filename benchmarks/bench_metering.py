@@ -92,6 +92,12 @@ def write_catalog(path: Path) -> None:
     path.write_text(yaml.safe_dump({**CATALOG_SPEC, "customers": customers}, sort_keys=False))
 
 
+def meterworks_dbt_project_manifest() -> Path:
+    from dagster_project.defs.transform.project import meterworks_dbt_project
+
+    return meterworks_dbt_project.manifest_path
+
+
 def run_build(cfg) -> float:
     from meterworks.jobs import run_job
 
@@ -111,6 +117,12 @@ def bench_format(args: argparse.Namespace, fmt: str, root: Path) -> None:
     cfg = settings(home)
     cfg.ensure_dirs()
     catalog = load_catalog(root / "catalog.yml")
+    # parse with this home's profile so every build reuses dbt's partial parse
+    from meterworks.jobs import prepare_dbt_manifest, prepare_environment
+
+    prepare_environment(cfg)
+    Path(meterworks_dbt_project_manifest()).unlink(missing_ok=True)
+    prepare_dbt_manifest()
 
     suffix = "jsonl" if fmt == "jsonl" else "parquet"
     big = root / f"events-{args.events}.{suffix}"
@@ -165,10 +177,6 @@ def main() -> None:
     root = args.out or Path(tempfile.mkdtemp(prefix="mw-bench-metering-"))
     root.mkdir(parents=True, exist_ok=True)
     write_catalog(root / "catalog.yml")
-    from meterworks.jobs import prepare_dbt_manifest
-
-    os.environ.setdefault("METERWORKS_WAREHOUSE", str(root / "parse.duckdb"))
-    prepare_dbt_manifest()
     print(f"machine: {os.cpu_count()} CPUs, {psutil.virtual_memory().total / 2**30:.0f} GiB")
     formats = ["jsonl", "parquet"] if args.format == "both" else [args.format]
     try:

@@ -63,7 +63,12 @@ def cmd_build(args: argparse.Namespace, cfg: Settings) -> int:
     from meterworks.jobs import run_job
 
     _check_catalog(cfg)
-    config = {"ops": {"meterworks_dbt_models": {"config": {"full_refresh": args.full_refresh}}}}
+    dbt_config = {
+        "full_refresh": args.full_refresh,
+        "unit_tests": args.unit_tests,
+        "audit": args.audit,
+    }
+    config = {"ops": {"meterworks_dbt_models": {"config": dbt_config}}}
     run_job(cfg, "meterworks_build", config)
     if not args.quiet:
         from meterworks.summary import render_summary
@@ -107,7 +112,9 @@ def cmd_demo(args: argparse.Namespace, cfg: Settings) -> int:
     )
     counts = materialization_metadata(result, "raw_events").get("counts", {})
     print("ingest: " + json.dumps(counts, sort_keys=True))
-    run_job(cfg, "meterworks_build")
+    # the first build of a fresh warehouse also runs the history-wide audit tests
+    audit = {"ops": {"meterworks_dbt_models": {"config": {"audit": True}}}}
+    run_job(cfg, "meterworks_build", audit)
     print(render_summary(cfg.warehouse))
     print(f"\nNext: `meterworks dev` opens the Dagster UI on this home ({cfg.home}).")
     return 0
@@ -158,6 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("build", help="rebuild every model downstream of the raw event store")
     p.add_argument(
         "--full-refresh", action="store_true", help="rebuild incremental models from scratch"
+    )
+    p.add_argument(
+        "--unit-tests", action="store_true", help="also run the dbt unit tests (SQL logic checks)"
+    )
+    p.add_argument(
+        "--audit", action="store_true", help="also run the history-wide tests (nightly audit)"
     )
     p.add_argument("--quiet", action="store_true", help="do not print the summary")
     p.set_defaults(func=cmd_build)

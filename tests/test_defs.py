@@ -40,6 +40,8 @@ def test_jobs_schedules_sensors_and_checks(definitions) -> None:
     for job in ("meterworks_pipeline", "meterworks_build", "meterworks_ingest"):
         assert definitions.resolve_job_def(job) is not None
     assert definitions.resolve_schedule_def("hourly_pipeline").cron_schedule == "7 * * * *"
+    audit = definitions.resolve_schedule_def("nightly_audit")
+    assert audit.job_name == "meterworks_build"
     assert definitions.resolve_sensor_def("inbox_sensor").job_name == "meterworks_pipeline"
     check_names = {key.name for key in definitions.resolve_asset_graph().asset_check_keys}
     assert {"quarantine_rate", "duplicate_rate", "ingest_freshness"} <= check_names
@@ -50,8 +52,10 @@ def test_jobs_schedules_sensors_and_checks(definitions) -> None:
 def test_dbt_helpers(dbt_manifest) -> None:
     from dagster_project.defs.transform.assets import dbt_build_args, dbt_group_name
 
-    assert dbt_build_args(False) == ["build"]
-    assert dbt_build_args(True) == ["build", "--full-refresh"]
+    assert dbt_build_args(False) == [
+        "build", "--exclude-resource-type", "unit_test", "--exclude", "tag:audit"
+    ]  # fmt: skip
+    assert dbt_build_args(True, unit_tests=True, audit=True) == ["build", "--full-refresh"]
     assert dbt_group_name(["meterworks", "staging", "meterworks", "stg_x"]) == "staging"
     assert dbt_group_name(["meterworks", "marts", "fct_meter_totals"]) == "metering"
     assert dbt_group_name(["meterworks", "marts", "revenue", "fct_mrr"]) == "revenue"

@@ -38,7 +38,19 @@ hourly_pipeline = dg.ScheduleDefinition(
     description="Every hour: ingest the inbox and rebuild the marts.",
 )
 
+nightly_audit = dg.ScheduleDefinition(
+    name="nightly_audit",
+    job=build_job,
+    cron_schedule="23 3 * * *",
+    execution_timezone="UTC",
+    run_config={"ops": {"meterworks_dbt_models": {"config": {"audit": True, "unit_tests": True}}}},
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Nightly: rebuild with every dbt test, including the history-wide audit tests.",
+)
+
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    return dg.Definitions(jobs=[pipeline_job, build_job, ingest_job], schedules=[hourly_pipeline])
+    return dg.Definitions(
+        jobs=[pipeline_job, build_job, ingest_job], schedules=[hourly_pipeline, nightly_audit]
+    )

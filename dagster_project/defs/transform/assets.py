@@ -39,15 +39,24 @@ def dbt_group_name(fqn: list[str]) -> str:
     return domains[0] if domains else "metering"
 
 
-def dbt_build_args(full_refresh: bool) -> list[str]:
+def dbt_build_args(full_refresh: bool, unit_tests: bool = False, audit: bool = False) -> list[str]:
+    """``dbt build`` for a pipeline run. dbt unit tests check the SQL, not the data, so they run
+    in the test suite and CI (``unit_tests`` on demand), not on every hourly build; the
+    history-wide ``audit`` tests run nightly (see dbt_project.yml)."""
     args = ["build"]
     if full_refresh:
         args.append("--full-refresh")
+    if not unit_tests:
+        args += ["--exclude-resource-type", "unit_test"]
+    if not audit:
+        args += ["--exclude", "tag:audit"]
     return args
 
 
 class DbtBuildConfig(dg.Config):
     full_refresh: bool = False
+    unit_tests: bool = False
+    audit: bool = False
 
 
 @dbt_assets(
@@ -63,4 +72,6 @@ def meterworks_dbt_models(
 ) -> Iterator[Any]:
     # dbt runs with cwd=dbt/: hand it the absolute warehouse path through its profile's env var.
     os.environ.update(meterworks.settings().dbt_env())
-    yield from dbt.cli(dbt_build_args(config.full_refresh), context=context).stream()
+    yield from dbt.cli(
+        dbt_build_args(config.full_refresh, config.unit_tests, config.audit), context=context
+    ).stream()
