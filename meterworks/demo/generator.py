@@ -14,11 +14,16 @@ Written into ``out_dir``::
       metronome-usage-YYYY-MM.parquet  Metronome, `properties` as JSON text
       cloudevents-YYYY-MM.jsonl      OpenMeter/CloudEvents
     anomaly_labels.csv          customer_id, meter_code, kind, start_utc, end_utc, factor
+    stripe/                     the demo's Stripe account as list exports (customers, meters,
+                                products, prices, subscriptions, invoices, credit notes) with a
+                                handful of billing defects, and expected_reconciliation.csv:
+                                what reconciliation must flag (see ``stripe_account.py``)
     expected_meter_totals.csv   customer_id, meter_code, period_month (local), dimensions,
                                 quantity (exact decimal), event_count: what fct_meter_totals
                                 must hold after ingesting events/ once
     manifest.json               parameters, files (path, shape, format, rows, bytes, sha256)
-                                and the exact expected ingestion outcome ("expected")
+                                and the exact expected ingestion outcome ("expected"); "stripe":
+                                object counts, the planted defects, reconciliation totals
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from meterworks.catalog import load_catalog
 from meterworks.demo.catalog_yaml import render_catalog
 from meterworks.demo.deliver import (
     Delivery,
@@ -62,6 +68,7 @@ from meterworks.demo.simulate import (
     local_months,
     simulate,
 )
+from meterworks.demo.stripe_account import write_stripe_account
 
 MANIFEST_VERSION = 1
 EVENTS_DIR = "events"
@@ -181,6 +188,15 @@ def generate_demo(
     totals[public].to_csv(out_dir / EXPECTED_TOTALS_FILE, index=False, lineterminator="\n")
     _write_labels(out_dir / LABELS_FILE, truth)
     manifest = _manifest(truth, delivery, outcome, totals, files, seed, days, backdating_days, plan)
+    manifest["stripe"] = write_stripe_account(
+        out_dir,
+        truth=truth,
+        delivery=delivery,
+        outcome=outcome,
+        plan=plan,
+        catalog=load_catalog(out_dir / CATALOG_FILE),
+        seed=seed,
+    )
     (out_dir / MANIFEST_FILE).write_text(
         json.dumps(manifest, indent=2, sort_keys=False) + "\n", encoding="utf-8"
     )
