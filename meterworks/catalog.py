@@ -18,6 +18,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 Aggregation = Literal["count", "sum", "max", "unique_count", "latest"]
 VALUE_AGGREGATIONS = {"sum", "max", "latest"}  # need a numeric property
+#: Columns of a flattened price (see ``meterworks.pricing.price_row``).
+PRICE_COLUMNS = (
+    "price_id",
+    "currency",
+    "billing_scheme",
+    "tiers_mode",
+    "unit_amount_decimal",
+    "divide_by",
+    "round_mode",
+)
 IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_\-\.]*$"
 
 
@@ -161,6 +171,41 @@ class Catalog(_Strict):
             }
             for m in self.meters
         ]
+
+    def plan_charge_rows(self) -> list[dict[str, Any]]:
+        """Rows for ``raw.catalog_plan_charges``: each plan charge with its price flattened into
+        the columns the ``rate_usage`` macro reads (price id ``catalog:<plan>:<meter>``)."""
+        from meterworks.pricing import price_from_catalog, price_row
+
+        rows = []
+        for plan in self.plans:
+            for charge in plan.charges:
+                price_id = f"catalog:{plan.code}:{charge.meter}"
+                price = (
+                    price_row(price_from_catalog(charge.pricing, price_id=price_id))
+                    if charge.pricing
+                    else dict.fromkeys(PRICE_COLUMNS)
+                )
+                rows.append(
+                    {
+                        "plan_code": plan.code,
+                        "meter_code": charge.meter,
+                        "included": None if charge.included is None else str(charge.included),
+                        **price,
+                    }
+                )
+        return rows
+
+    def price_tier_rows(self) -> list[dict[str, Any]]:
+        """Rows for ``raw.catalog_price_tiers`` (the tiers of the catalog's tiered prices)."""
+        from meterworks.pricing import price_from_catalog, tier_rows
+
+        return tier_rows(
+            price_from_catalog(charge.pricing, price_id=f"catalog:{plan.code}:{charge.meter}")
+            for plan in self.plans
+            for charge in plan.charges
+            if charge.pricing
+        )
 
     def customer_rows(self) -> list[dict[str, Any]]:
         """Rows for ``raw.catalog_customers``."""

@@ -23,15 +23,18 @@ class UserError(Exception):
 
 
 def _user_error_in(exc: BaseException) -> BaseException | None:
-    """The CatalogError/IngestError buried in a Dagster failure, if that is what it was."""
+    """The CatalogError/IngestError/StripeSyncError buried in a Dagster failure, if that is
+    what it was (their messages are one line, written for the user, free of secrets)."""
     from meterworks.ingest import IngestError
+    from meterworks.stripe_sync import StripeSyncError
 
+    expected = (CatalogError, IngestError, StripeSyncError, UserError)
     seen = exc
     while seen is not None:
-        if isinstance(seen, (CatalogError, IngestError, UserError)):
+        if isinstance(seen, expected):
             return seen
         user = getattr(seen, "user_exception", None)
-        if isinstance(user, (CatalogError, IngestError, UserError)):
+        if isinstance(user, expected):
             return user
         seen = seen.__cause__ or seen.__context__
     return None
@@ -104,6 +107,9 @@ def cmd_demo(args: argparse.Namespace, cfg: Settings) -> int:
     )
     if not os.environ.get("METERWORKS_CATALOG"):
         shutil.copyfile(cfg.demo_dir / "catalog.yml", cfg.home / "catalog.yml")
+    # the demo's Stripe account, as list exports, where the Stripe sync reads without a key
+    shutil.rmtree(cfg.stripe_exports, ignore_errors=True)
+    shutil.copytree(cfg.demo_dir / "stripe", cfg.stripe_exports)
     print(f"demo data written to {cfg.demo_dir} ({summary})", file=sys.stderr)
     result = run_job(
         cfg,
@@ -117,6 +123,16 @@ def cmd_demo(args: argparse.Namespace, cfg: Settings) -> int:
     run_job(cfg, "meterworks_build", audit)
     print(render_summary(cfg.warehouse))
     print(f"\nNext: `meterworks dev` opens the Dagster UI on this home ({cfg.home}).")
+    return 0
+
+
+def cmd_sync_stripe(args: argparse.Namespace, cfg: Settings) -> int:
+    from meterworks.jobs import materialization_metadata, run_job
+
+    config = {"ops": {"stripe_objects": {"config": {"full": args.full}}}}
+    result = run_job(cfg, "meterworks_stripe_sync", config)
+    metadata = materialization_metadata(result, "stripe_objects")
+    print(json.dumps({"mode": metadata.get("mode"), **(metadata.get("counts") or {})}))
     return 0
 
 
@@ -185,6 +201,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--end", help="last day of demo usage, YYYY-MM-DD (default: today, UTC)")
     p.add_argument("--keep", action="store_true", help="keep the existing warehouse")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser(
+        "sync-stripe",
+        help="sync Stripe (STRIPE_API_KEY, else the exports in $METERWORKS_HOME/stripe)",
+    )
+    p.add_argument("--full", action="store_true", help="re-list everything (no cursor)")
+    p.set_defaults(func=cmd_sync_stripe)
 
     p = sub.add_parser("summary", help="print the summary of the current warehouse")
     p.set_defaults(func=cmd_summary)

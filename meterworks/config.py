@@ -49,6 +49,11 @@ class Settings:
         return self.home / "demo"
 
     @property
+    def stripe_exports(self) -> Path:
+        """Stripe list exports read when no STRIPE_API_KEY is set (the demo writes them)."""
+        return self.home / "stripe"
+
+    @property
     def reports(self) -> Path:
         return self.home / "reports"
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 from meterworks import health
+from meterworks.pricing import minor_unit_exponent
 from meterworks.warehouse import ensure_raw_schema, open_warehouse
 
 
@@ -21,6 +23,74 @@ def _has_table(con, schema: str, table: str) -> bool:
             [schema, table],
         ).fetchone()[0]
     )
+
+
+def money(minor_units: int | None, currency: str | None) -> str:
+    """Minor units as a display amount, exactly (``12345, 'usd'`` -> ``'USD 123.45'``)."""
+    if minor_units is None:
+        return "-"
+    code = (currency or "usd").lower()
+    amount = Decimal(int(minor_units)).scaleb(-minor_unit_exponent(code))
+    return f"{code.upper()} {amount:,.{minor_unit_exponent(code)}f}"
+
+
+def _billing_lines(con, top: int) -> list[str]:
+    lines: list[str] = []
+    if _has_table(con, "marts", "fct_invoice_reconciliation"):
+        statuses = con.execute(
+            "select status, count(*) from marts.fct_invoice_reconciliation "
+            "group by 1 order by 2 desc, 1"
+        ).fetchall()
+        if statuses:
+            lines.append(
+                "  reconciliation (customer x closed period x meter): "
+                + ", ".join(f"{status} {_fmt(n)}" for status, n in statuses)
+            )
+        flagged = con.execute(
+            """
+            select customer_id, meter_code, period_start, period_end, status,
+                   measured_quantity, invoiced_quantity, expected_amount, invoiced_amount, currency
+            from marts.fct_invoice_reconciliation
+            where status != 'matched'
+            order by status, customer_id, meter_code, period_start
+            """
+        ).fetchall()
+        for c, meter, start, end, status, measured, invoiced, expected, billed, cur in flagged:
+            invoiced_text = "no invoice" if invoiced is None else _fmt(float(invoiced))
+            lines.append(
+                f"    {status}: {c} {meter} {start:%Y-%m-%d %H:%M}..{end:%Y-%m-%d %H:%M} UTC, "
+                f"measured {_fmt(float(measured))} vs invoiced {invoiced_text}; "
+                f"expected {money(expected, cur)} vs invoiced {money(billed, cur)}"
+            )
+    if _has_table(con, "marts", "fct_projected_invoice"):
+        totals = con.execute(
+            """
+            select currency, count(distinct customer_id), sum(amount_to_date),
+                   sum(projected_amount)
+            from marts.fct_projected_invoice
+            where projected_amount is not null
+            group by 1 order by 1
+            """
+        ).fetchall()
+        for cur, customers, to_date, projected in totals:
+            lines.append(
+                f"  open periods: {_fmt(customers)} customers, {money(to_date, cur)} accrued to "
+                f"date, {money(projected, cur)} projected at period end"
+            )
+        biggest = con.execute(
+            """
+            select customer_id, currency, sum(projected_amount) as projected
+            from marts.fct_projected_invoice
+            group by 1, 2 order by projected desc nulls last, 1 limit ?
+            """,
+            [top],
+        ).fetchall()
+        if biggest:
+            lines.append(
+                "    largest projected invoices: "
+                + ", ".join(f"{c} {money(amount, cur)}" for c, cur, amount in biggest)
+            )
+    return lines
 
 
 def render_summary(warehouse: Path, top: int = 5) -> str:
@@ -65,6 +135,7 @@ def render_summary(warehouse: Path, top: int = 5) -> str:
             ).fetchall()
             ranked = ", ".join(f"{c} {_fmt(float(q))}" for c, q in rows)
             lines.append(f"    {meter_code}{f' ({unit})' if unit else ''}: {ranked or '-'}")
+        lines.extend(_billing_lines(con, top))
         sizes = con.execute(
             """
             select table_name, estimated_size from duckdb_tables()

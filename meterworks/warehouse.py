@@ -78,6 +78,27 @@ create table if not exists raw.catalog_meters (
     description varchar
 );
 
+create table if not exists raw.catalog_plan_charges (
+    plan_code varchar not null,
+    meter_code varchar not null,
+    included decimal(38, 9),
+    price_id varchar,
+    currency varchar,
+    billing_scheme varchar,
+    tiers_mode varchar,
+    unit_amount_decimal decimal(38, 12),
+    divide_by bigint,
+    round_mode varchar
+);
+
+create table if not exists raw.catalog_price_tiers (
+    price_id varchar not null,
+    tier_index integer not null,
+    up_to decimal(38, 12),
+    unit_amount_decimal decimal(38, 12),
+    flat_amount_decimal decimal(38, 12)
+);
+
 create table if not exists raw.catalog_customers (
     customer_id varchar not null,
     name varchar,
@@ -110,7 +131,23 @@ def open_warehouse(
 
 
 def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Every raw table dbt reads, the Stripe sync's included (empty until a first sync)."""
+    from meterworks.stripe_sync.schema import ensure_stripe_schema
+
     con.execute(RAW_DDL)
+    ensure_stripe_schema(con)
+
+
+def _replace_rows(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict]) -> None:
+    """Replace a (small) catalog table's rows; values are bound, so decimals stay exact."""
+    con.execute(f"delete from {table}")
+    if rows:
+        columns = list(rows[0])
+        placeholders = ", ".join("?" for _ in columns)
+        con.executemany(
+            f"insert into {table} ({', '.join(columns)}) values ({placeholders})",
+            [[row[c] for c in columns] for row in rows],
+        )
 
 
 def sync_catalog(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> None:
@@ -142,6 +179,8 @@ def sync_catalog(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> None:
         con.execute("delete from raw.catalog_customers")
         con.register("catalog_customers_frame", customers)
         con.execute("insert into raw.catalog_customers select * from catalog_customers_frame")
+        _replace_rows(con, "raw.catalog_plan_charges", catalog.plan_charge_rows())
+        _replace_rows(con, "raw.catalog_price_tiers", catalog.price_tier_rows())
         con.execute("commit")
     except Exception:
         con.execute("rollback")

@@ -16,7 +16,7 @@ import pytest
 from meterworks.cli import main
 from meterworks.warehouse import open_warehouse
 
-SMALL_DEMO = ["--customers", "14", "--days", "40", "--seed", "11"]
+SMALL_DEMO = ["--customers", "30", "--days", "70", "--seed", "7"]
 
 
 def expected_totals(demo_dir: Path) -> dict[tuple[str, str, str, str], tuple[Decimal, int]]:
@@ -141,6 +141,77 @@ def test_rerun_is_exactly_once_and_a_new_batch_is_reflected_incrementally(
     assert mart_totals(warehouse) == after_incremental
 
 
+def flagged_rows(warehouse: Path) -> set[tuple[str, str, str, str]]:
+    with open_warehouse(warehouse, read_only=True) as con:
+        rows = con.execute(
+            "select customer_id, meter_code, strftime(period_start, '%Y-%m-%dT%H:%M:%SZ'), status "
+            "from marts.fct_invoice_reconciliation where status != 'matched'"
+        ).fetchall()
+    return set(rows)
+
+
+def expected_flagged(demo_dir: Path) -> set[tuple[str, str, str, str]]:
+    with (demo_dir / "stripe" / "expected_reconciliation.csv").open() as f:
+        return {
+            (r["customer_id"], r["meter_code"], r["period_start_utc"], r["status"])
+            for r in csv.DictReader(f)
+        }
+
+
+def test_reconciliation_reports_exactly_the_planted_defects(small_demo) -> None:
+    home, out, _ = small_demo
+    expected = expected_flagged(home / "demo")
+    statuses = {status for *_, status in expected}
+    # the small demo still plants one defect of every kind
+    assert statuses == {
+        "missing_invoice", "unbilled_usage", "amount_mismatch", "quantity_mismatch",
+        "invoice_without_usage",
+    }  # fmt: skip
+    assert flagged_rows(home / "warehouse.duckdb") == expected
+    assert "reconciliation (customer x closed period x meter)" in out
+    with open_warehouse(home / "warehouse.duckdb", read_only=True) as con:
+        open_charges, unrated = con.execute(
+            "select count(*), count(*) filter (where price_id is not null and "
+            "(amount_to_date is null or projected_amount is null)) "
+            "from marts.fct_projected_invoice"
+        ).fetchone()
+    assert open_charges > 0 and unrated == 0
+
+
+def test_api_sync_of_the_same_account_reconciles_identically(small_demo, monkeypatch, capsys):
+    """The demo's Stripe account served by the Stripe-compatible test server, synced through the
+    real SDK by `meterworks sync-stripe`, gives the same reconciliation as the export."""
+    from tests.stripe_server import StripeTestServer
+
+    home, _, _ = small_demo
+    exports = home / "demo" / "stripe"
+    with StripeTestServer() as server:
+        for name in ("customers", "products", "billing_meters", "prices", "subscriptions",
+                     "invoices", "credit_notes"):  # fmt: skip
+            path = exports / f"{name}.jsonl"
+            for line in path.read_text().splitlines() if path.exists() else []:
+                server.add(json.loads(line))
+        with open_warehouse(home / "warehouse.duckdb") as con:
+            exported = dict(
+                con.execute(
+                    "select object_type, count(*) from raw.stripe_objects group by 1"
+                ).fetchall()
+            )
+            con.execute("delete from raw.stripe_objects")
+            con.execute("delete from raw.stripe_sync_state")
+        monkeypatch.setenv("STRIPE_API_KEY", server.api_key)
+        monkeypatch.setenv("STRIPE_API_BASE", server.url)
+        assert main(["sync-stripe", "--full"]) == 0
+        counts = json.loads(capsys.readouterr().out.strip())
+        assert server.api_key not in json.dumps(counts)
+        assert counts["mode"] == "full"
+        for object_type, n in exported.items():
+            assert counts[object_type] == n, object_type
+        # the build syncs again: incremental now, through /v1/events
+        assert main(["build", "--quiet"]) == 0
+    assert flagged_rows(home / "warehouse.duckdb") == expected_flagged(home / "demo")
+
+
 @pytest.mark.slow
 def test_full_default_demo_matches_its_manifest(home, dbt_manifest, capsys) -> None:
     """The exact README command (default size, ~0.9 M rows in five shapes)."""
@@ -149,3 +220,4 @@ def test_full_default_demo_matches_its_manifest(home, dbt_manifest, capsys) -> N
     manifest = json.loads((home / "demo" / "manifest.json").read_text())
     assert_counts_match_manifest(ingest_line(out), manifest)
     assert mart_totals(home / "warehouse.duckdb") == normalized(expected_totals(home / "demo"))
+    assert flagged_rows(home / "warehouse.duckdb") == expected_flagged(home / "demo")

@@ -29,6 +29,13 @@ ingest_job = dg.define_asset_job(
     description="Ingest files into the raw event store.",
 )
 
+#: just the Stripe objects (``meterworks sync-stripe``)
+stripe_sync_job = dg.define_asset_job(
+    "meterworks_stripe_sync",
+    selection=dg.AssetSelection.assets("stripe_objects"),
+    description="Sync Stripe (API, incremental through events; or the list exports).",
+)
+
 hourly_pipeline = dg.ScheduleDefinition(
     name="hourly_pipeline",
     job=pipeline_job,
@@ -52,5 +59,6 @@ nightly_audit = dg.ScheduleDefinition(
 @dg.definitions
 def defs() -> dg.Definitions:
     return dg.Definitions(
-        jobs=[pipeline_job, build_job, ingest_job], schedules=[hourly_pipeline, nightly_audit]
+        jobs=[pipeline_job, build_job, ingest_job, stripe_sync_job],
+        schedules=[hourly_pipeline, nightly_audit],
     )

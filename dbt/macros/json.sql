@@ -120,3 +120,51 @@
 {% macro spark__array_length(expression) -%}
     size({{ expression }})
 {%- endmacro %}
+
+{#- The text at a JSON path (dotted, e.g. 'parent.subscription_details.subscription'). -#}
+{% macro json_path_text(json_expression, path) -%}
+    {{ return(adapter.dispatch('json_path_text', 'meterworks')(json_expression, path)) }}
+{%- endmacro %}
+
+{% macro default__json_path_text(json_expression, path) -%}
+    json_extract_string({{ json_expression }}, '$.{{ path }}')
+{%- endmacro %}
+
+{% macro spark__json_path_text(json_expression, path) -%}
+    get_json_object({{ json_expression }}, '$.{{ path }}')
+{%- endmacro %}
+
+{#- A Stripe epoch-seconds field at a JSON path as a UTC timestamp. -#}
+{% macro json_path_epoch(json_expression, path) -%}
+    {{ return(adapter.dispatch('json_path_epoch', 'meterworks')(json_expression, path)) }}
+{%- endmacro %}
+
+{% macro default__json_path_epoch(json_expression, path) -%}
+    cast(to_timestamp(try_cast({{ meterworks.json_path_text(json_expression, path) }} as bigint)) as timestamp)
+{%- endmacro %}
+
+{#- The elements of a JSON array at a path, one row each (use in a lateral/unnest position). -#}
+{% macro json_path_array(json_expression, path) -%}
+    {{ return(adapter.dispatch('json_path_array', 'meterworks')(json_expression, path)) }}
+{%- endmacro %}
+
+{% macro default__json_path_array(json_expression, path) -%}
+    coalesce(cast(json_extract({{ json_expression }}, '$.{{ path }}') as json[]), [])
+{%- endmacro %}
+
+{#- Live (not deleted) raw Stripe objects of one type: the `from` of every Stripe staging model. -#}
+{% macro stripe_objects(object_type) -%}
+    (
+        select
+            id,
+            parent_id,
+            created,
+            livemode,
+            synced_at,
+            data
+        from {{ source('stripe', 'stripe_objects') }}
+        where
+            object_type = '{{ object_type }}'
+            and coalesce({{ meterworks.json_path_text('data', 'deleted') }}, 'false') != 'true'
+    )
+{%- endmacro %}

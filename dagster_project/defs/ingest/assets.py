@@ -22,7 +22,12 @@ class IngestConfig(dg.Config):
 
 
 #: One Dagster asset per raw table, so each dbt source maps to its own upstream asset.
-CATALOG_ASSETS = ("catalog_meters", "catalog_customers")
+CATALOG_ASSETS = (
+    "catalog_meters",
+    "catalog_customers",
+    "catalog_plan_charges",
+    "catalog_price_tiers",
+)
 RAW_ASSETS = ("raw_events", "raw_quarantine", "raw_ingest_batches")
 
 
@@ -38,6 +43,16 @@ RAW_ASSETS = ("raw_events", "raw_quarantine", "raw_ingest_batches")
             "catalog_customers",
             kinds={"duckdb", "yaml"},
             description="Customers of the catalog file (raw.catalog_customers).",
+        ),
+        dg.AssetSpec(
+            "catalog_plan_charges",
+            kinds={"duckdb", "yaml"},
+            description="Plan charges with their prices flattened (raw.catalog_plan_charges).",
+        ),
+        dg.AssetSpec(
+            "catalog_price_tiers",
+            kinds={"duckdb", "yaml"},
+            description="Tiers of the catalog's tiered prices (raw.catalog_price_tiers).",
         ),
     ],
 )
@@ -60,6 +75,15 @@ def catalog(meterworks: MeterworksResource):
         asset_key="catalog_customers",
         metadata={"catalog_path": source, "customers": len(catalog_.customers)},
     )
+    charges = catalog_.plan_charge_rows()
+    yield dg.MaterializeResult(
+        asset_key="catalog_plan_charges",
+        metadata={"catalog_path": source, "plans": len(catalog_.plans), "charges": len(charges)},
+    )
+    yield dg.MaterializeResult(
+        asset_key="catalog_price_tiers",
+        metadata={"catalog_path": source, "tiers": len(catalog_.price_tier_rows())},
+    )
 
 
 @dg.multi_asset(
@@ -68,7 +92,7 @@ def catalog(meterworks: MeterworksResource):
         dg.AssetSpec(
             "raw_events",
             kinds={"duckdb"},
-            deps=list(CATALOG_ASSETS),
+            deps=["catalog_meters", "catalog_customers"],
             description=(
                 "Append-only raw usage event store (raw.events). Exactly-once: a retried "
                 "event is never counted twice."
@@ -77,13 +101,13 @@ def catalog(meterworks: MeterworksResource):
         dg.AssetSpec(
             "raw_quarantine",
             kinds={"duckdb"},
-            deps=list(CATALOG_ASSETS),
+            deps=["catalog_meters", "catalog_customers"],
             description="Rejected rows with their raw text and a reason (raw.quarantine).",
         ),
         dg.AssetSpec(
             "raw_ingest_batches",
             kinds={"duckdb"},
-            deps=list(CATALOG_ASSETS),
+            deps=["catalog_meters", "catalog_customers"],
             description="One row per committed ingest batch with its counts.",
         ),
     ],

@@ -1,0 +1,26 @@
+{#- One row per tier of a tiered Stripe price (`up_to` null means infinity). -#}
+with tiers as (
+    select
+        id as price_id,
+        unnest({{ meterworks.json_path_array('data', 'tiers') }}) as tier,
+        generate_subscripts({{ meterworks.json_path_array('data', 'tiers') }}, 1) as tier_index
+    from {{ meterworks.stripe_objects('price') }}
+)
+
+select
+    price_id,
+    cast(tier_index as integer) as tier_index,
+    cast({{ meterworks.json_path_text('tier', 'up_to') }} as decimal(38, 12)) as up_to,
+    cast(
+        coalesce(
+            {{ meterworks.json_path_text('tier', 'unit_amount_decimal') }},
+            {{ meterworks.json_path_text('tier', 'unit_amount') }}
+        ) as decimal(38, 12)
+    ) as unit_amount_decimal,
+    cast(
+        coalesce(
+            {{ meterworks.json_path_text('tier', 'flat_amount_decimal') }},
+            {{ meterworks.json_path_text('tier', 'flat_amount') }}
+        ) as decimal(38, 12)
+    ) as flat_amount_decimal
+from tiers
