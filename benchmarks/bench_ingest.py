@@ -80,9 +80,9 @@ _EVENTS_SQL = r"""
 with base as (
   select i,
     'tx-{prefix}-' || i as tx,
-    'cust-' || lpad((hash(i * 7 + {seed}) % 2000)::VARCHAR, 4, '0') as cust,
+    'cust-' || lpad((hash(i * 7 + {seed}) % {customers})::VARCHAR, 5, '0') as cust,
     ['api_request', 'completion', 'storage_snapshot', 'seat_login'][1 + (hash(i + {seed}) % 4)::INT] as ev,
-    timestamp '{now}' - to_microseconds((hash(i * 13 + {seed}) % 2592000000000::UBIGINT)::BIGINT) as ts,
+    timestamp '{now}' - to_microseconds((hash(i * 13 + {seed}) % {span_us}::UBIGINT)::BIGINT) as ts,
     (hash(i * 31 + {seed}) % 20)::INT as shape
   from range({n}) t(i)
 ),
@@ -106,10 +106,29 @@ select line from lines
 """
 
 
-def generate(path: Path, n: int, dup_rate: float, fmt: str, prefix: str, seed: int) -> int:
+def generate(
+    path: Path,
+    n: int,
+    dup_rate: float,
+    fmt: str,
+    prefix: str,
+    seed: int,
+    *,
+    customers: int = 2000,
+    span_days: int = 30,
+) -> int:
+    """Write ``n`` events (plus redeliveries) of ``customers`` customers (``cust-00042``) over
+    the last ``span_days`` days."""
     now = datetime.now(UTC).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S")
     sql = _EVENTS_SQL.format(
-        n=n, prefix=prefix, seed=seed, now=now, dup_bp=int(dup_rate * 10000), line=_LINE_SQL
+        n=n,
+        prefix=prefix,
+        seed=seed,
+        now=now,
+        dup_bp=int(dup_rate * 10000),
+        line=_LINE_SQL,
+        customers=customers,
+        span_us=span_days * 86_400_000_000,
     )
     con = duckdb.connect()
     con.execute("set enable_progress_bar = false")

@@ -87,7 +87,7 @@ class PeakRss:
 
 def write_catalog(path: Path) -> None:
     customers = [
-        {"id": f"cust-{i:04d}", "timezone": TIMEZONES[i % len(TIMEZONES)]} for i in range(2000)
+        {"id": f"cust-{i:05d}", "timezone": TIMEZONES[i % len(TIMEZONES)]} for i in range(2000)
     ]
     path.write_text(yaml.safe_dump({**CATALOG_SPEC, "customers": customers}, sort_keys=False))
 
@@ -98,14 +98,26 @@ def meterworks_dbt_project_manifest() -> Path:
     return meterworks_dbt_project.manifest_path
 
 
-def run_build(cfg) -> float:
+def run_build(cfg) -> tuple[float, float]:
+    """The Dagster build job: (seconds until fct_meter_totals was materialized, whole job)."""
     from meterworks.jobs import run_job
 
-    began = time.perf_counter()
+    began_wall, began = time.time(), time.perf_counter()
     result = run_job(cfg, "meterworks_build")
     if not result.success:
         raise SystemExit("the build job failed")
-    return time.perf_counter() - began
+    total = time.perf_counter() - began
+    import dagster as dg
+
+    with dg.DagsterInstance.get() as instance:
+        totals_at = [
+            entry.timestamp
+            for entry in instance.all_logs(
+                result.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
+            )
+            if entry.dagster_event.asset_key.path[-1] == "fct_meter_totals"
+        ]
+    return (max(totals_at) - began_wall if totals_at else total), total
 
 
 def bench_format(args: argparse.Namespace, fmt: str, root: Path) -> None:
@@ -139,28 +151,31 @@ def bench_format(args: argparse.Namespace, fmt: str, root: Path) -> None:
 
     with PeakRss() as rss:
         first = ingest_files(cfg.warehouse, [big], catalog)
-        build = run_build(cfg)
+        reflected, build = run_build(cfg)
     counts = first.counts()
-    total = first.seconds + build
     print(
         f"[{fmt}] {counts['rows_read']:,} events: ingest {first.seconds:.1f}s "
         f"({counts['rows_read'] / first.seconds:,.0f} events/s, {counts['duplicates']:,} "
-        f"duplicates dropped) + dbt build {build:.1f}s = fresh meter totals in {total:.1f}s; "
-        f"peak RSS {rss.mb:,.0f} MB"
+        f"duplicates dropped) + build: fct_meter_totals materialized after {reflected:.1f}s = "
+        f"fresh meter totals in {first.seconds + reflected:.1f}s (whole build job with every "
+        f"model and data test {build:.1f}s); peak RSS {rss.mb:,.0f} MB"
     )
 
-    ingest_s, build_s = [], []
+    ingest_s, reflected_s, build_s = [], [], []
     with PeakRss() as rss:
         for path in followups:
             batch = ingest_files(cfg.warehouse, [path], catalog)
             ingest_s.append(batch.seconds)
-            build_s.append(run_build(cfg))
+            reflected, build = run_build(cfg)
+            reflected_s.append(reflected)
+            build_s.append(build)
     print(
         f"[{fmt}] +{args.followup:,}-event batch on {counts['accepted']:,} events of history, "
         f"median of {len(followups)}: ingest {statistics.median(ingest_s):.2f}s, reflected in "
-        f"meter totals after {statistics.median(build_s):.1f}s more "
-        f"(all: ingest {', '.join(f'{s:.2f}' for s in ingest_s)}; "
-        f"build {', '.join(f'{s:.1f}' for s in build_s)}); peak RSS {rss.mb:,.0f} MB"
+        f"fct_meter_totals {statistics.median(reflected_s):.1f}s into the build job "
+        f"(whole job {statistics.median(build_s):.1f}s; all: ingest "
+        f"{', '.join(f'{s:.2f}' for s in ingest_s)}; reflected "
+        f"{', '.join(f'{s:.1f}' for s in reflected_s)}); peak RSS {rss.mb:,.0f} MB"
     )
 
 

@@ -14,8 +14,13 @@
       amount_mismatch        same quantity, different money (pricing drift)
       matched                everything agrees -#}
 
-{%- set quantity_tolerance = var('reconciliation_quantity_tolerance', 0) %}
-{%- set amount_tolerance = var('reconciliation_amount_tolerance', 0) %}
+{#- Tolerances: a dbt var wins, else the environment, else 0 (exact). -#}
+{%- set quantity_tolerance = var(
+    'reconciliation_quantity_tolerance', env_var('METERWORKS_RECONCILIATION_QUANTITY_TOLERANCE', '0')
+) %}
+{%- set amount_tolerance = var(
+    'reconciliation_amount_tolerance', env_var('METERWORKS_RECONCILIATION_AMOUNT_TOLERANCE', '0')
+) %}
 
 with periods as (
     select
