@@ -42,7 +42,11 @@ def test_jobs_schedules_sensors_and_checks(definitions) -> None:
     assert definitions.resolve_schedule_def("hourly_pipeline").cron_schedule == "7 * * * *"
     audit = definitions.resolve_schedule_def("nightly_audit")
     assert audit.job_name == "meterworks_build"
-    assert definitions.resolve_sensor_def("inbox_sensor").job_name == "meterworks_pipeline"
+    assert definitions.resolve_sensor_def("inbox_sensor").job_name == "meterworks_usage_pipeline"
+    usage = definitions.resolve_job_def("meterworks_usage_build")
+    usage_keys = {key.to_user_string() for key in usage.asset_layer.selected_asset_keys}
+    assert {"fct_meter_totals", "fct_usage_daily", "catalog_meters"} <= usage_keys
+    assert not {"raw_events", "stripe_objects", "fct_invoice_reconciliation"} & usage_keys
     check_names = {key.name for key in definitions.resolve_asset_graph().asset_check_keys}
     assert {"quarantine_rate", "duplicate_rate", "ingest_freshness"} <= check_names
     # dbt data tests surface as asset checks too
@@ -59,3 +63,20 @@ def test_dbt_helpers(dbt_manifest) -> None:
     assert dbt_group_name(["meterworks", "staging", "meterworks", "stg_x"]) == "staging"
     assert dbt_group_name(["meterworks", "marts", "fct_meter_totals"]) == "metering"
     assert dbt_group_name(["meterworks", "marts", "revenue", "fct_mrr"]) == "revenue"
+
+
+def test_dbt_resource_skips_only_optional_start_up_work(dbt_manifest) -> None:
+    from dagster_dbt import DbtCliResource
+
+    from dagster_project.defs.transform.dbt_resource import MeterworksDbtCliResource
+
+    # the private hooks overridden must still exist in the pinned dagster-dbt
+    assert hasattr(DbtCliResource, "_cli_version")
+    assert hasattr(DbtCliResource, "_initialize_dbt_core_adapter")
+    from meterworks.config import DBT_EXECUTABLE
+
+    resource = MeterworksDbtCliResource(
+        project_dir=str(dbt_manifest.parent.parent), dbt_executable=DBT_EXECUTABLE
+    )
+    assert resource._cli_version.major == 1
+    assert resource._initialize_dbt_core_adapter([]) is None

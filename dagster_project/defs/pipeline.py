@@ -22,7 +22,30 @@ build_job = dg.define_asset_job(
     description="Refresh the catalog tables and rebuild every model from the raw store.",
 )
 
-#: just the raw store (used by the inbox sensor before it triggers a build)
+#: The usage path: the meter totals, the dimensions their tests check against, and everything
+#: they are built from. Stripe, billing and the rest wait for the hourly pipeline, so fresh usage
+#: is not held up by them.
+USAGE_ASSETS = (
+    dg.AssetSelection.assets("fct_meter_totals", "dim_customers", "dim_meters")
+    .upstream()
+    .required_multi_asset_neighbors()
+)
+
+#: new files -> fresh meter totals, as fast as possible (the inbox sensor's job)
+usage_pipeline_job = dg.define_asset_job(
+    "meterworks_usage_pipeline",
+    selection=USAGE_ASSETS,
+    description="Ingest the inbox, then rebuild the usage marts (fct_usage_*, fct_meter_totals).",
+)
+
+#: the usage marts alone, from the raw store
+usage_build_job = dg.define_asset_job(
+    "meterworks_usage_build",
+    selection=USAGE_ASSETS - dg.AssetSelection.assets(*RAW_ASSETS),
+    description="Rebuild the usage marts (fct_usage_*, fct_meter_totals) from the raw store.",
+)
+
+#: just the raw store
 ingest_job = dg.define_asset_job(
     "meterworks_ingest",
     selection=INGEST_ASSETS,
@@ -59,6 +82,13 @@ nightly_audit = dg.ScheduleDefinition(
 @dg.definitions
 def defs() -> dg.Definitions:
     return dg.Definitions(
-        jobs=[pipeline_job, build_job, ingest_job, stripe_sync_job],
+        jobs=[
+            pipeline_job,
+            build_job,
+            ingest_job,
+            stripe_sync_job,
+            usage_pipeline_job,
+            usage_build_job,
+        ],
         schedules=[hourly_pipeline, nightly_audit],
     )

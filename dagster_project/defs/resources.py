@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import dagster as dg
-from dagster_dbt import DbtCliResource
 
+from dagster_project.defs.transform.dbt_resource import MeterworksDbtCliResource
 from dagster_project.defs.transform.project import meterworks_dbt_project
 from meterworks.catalog import Catalog, load_catalog
 from meterworks.config import DBT_EXECUTABLE, Settings, settings
@@ -29,7 +29,7 @@ def resources() -> dg.Definitions:
     return dg.Definitions(
         resources={
             "meterworks": MeterworksResource(),
-            "dbt": DbtCliResource(
+            "dbt": MeterworksDbtCliResource(
                 project_dir=meterworks_dbt_project, dbt_executable=DBT_EXECUTABLE
             ),
         }

@@ -1,19 +1,20 @@
-"""The inbox sensor: a file dropped into ``$METERWORKS_HOME/inbox/`` triggers the pipeline."""
+"""The inbox sensor: a file dropped into ``$METERWORKS_HOME/inbox/`` triggers the usage
+pipeline (ingest, then the usage marts); Stripe and billing follow on the hourly schedule."""
 
 from __future__ import annotations
 
 import dagster as dg
 
-from dagster_project.defs.pipeline import pipeline_job
+from dagster_project.defs.pipeline import usage_pipeline_job
 from meterworks import inbox
 from meterworks.config import settings
 
 
 @dg.sensor(
-    job=pipeline_job,
+    job=usage_pipeline_job,
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Starts the pipeline when settled files appear in the inbox.",
+    description="Ingests settled inbox files and refreshes the meter totals.",
 )
 def inbox_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     files = inbox.pending_files(settings().inbox)
