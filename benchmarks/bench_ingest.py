@@ -115,7 +115,7 @@ def generate(
     seed: int,
     *,
     customers: int = 2000,
-    span_days: int = 30,
+    span_days: float = 30,
 ) -> int:
     """Write ``n`` events (plus redeliveries) of ``customers`` customers (``cust-00042``) over
     the last ``span_days`` days."""
@@ -128,7 +128,7 @@ def generate(
         dup_bp=int(dup_rate * 10000),
         line=_LINE_SQL,
         customers=customers,
-        span_us=span_days * 86_400_000_000,
+        span_us=int(span_days * 86_400_000_000),
     )
     con = duckdb.connect()
     con.execute("set enable_progress_bar = false")

@@ -11,8 +11,10 @@ For each format, in a fresh Meterworks home:
 2. ingest them (``meterworks.ingest.ingest_files``, what the ``raw_events`` asset calls) and
    materialize every dbt model with the real Dagster build job (``dbt build``: models, data
    tests and unit tests) -- "time to fresh meter totals" is the sum;
-3. ``--followups`` times: ingest one more 100k-event batch and run the build job again
-   (incremental models), the figures the issue bounds by history size.
+3. ``--followups`` times: ingest one more 100k-event batch -- events of the last
+   ``--followup-span-hours`` (24 by default: what an hourly feed delivers, late events
+   included) -- and run the usage build job again (incremental models), the figures the issue
+   bounds by history size.
 
 Peak RSS is sampled every 50 ms over this process and its children (dbt runs as a child),
 summed. Figures are printed, never asserted: this is a benchmark, not a test.
@@ -147,7 +149,15 @@ def bench_format(args: argparse.Namespace, fmt: str, root: Path) -> None:
     for k in range(args.followups):
         path = root / f"followup-{k}.{suffix}"
         if not path.exists():
-            generate(path, args.followup, args.dup_rate, fmt, f"f{k}", 100 + k)
+            generate(
+                path,
+                args.followup,
+                args.dup_rate,
+                fmt,
+                f"f{k}",
+                100 + k,
+                span_days=args.followup_span_hours / 24,
+            )
         followups.append(path)
 
     with PeakRss() as rss:
@@ -187,6 +197,12 @@ def main() -> None:
     parser.add_argument("--dup-rate", type=float, default=0.05)
     parser.add_argument("--followup", type=int, default=100_000, help="size of each later batch")
     parser.add_argument("--followups", type=int, default=3, help="how many later batches")
+    parser.add_argument(
+        "--followup-span-hours",
+        type=float,
+        default=24,
+        help="later batches carry events of the last N hours (an hourly batch: mostly recent)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="work dir (default: a temp dir)")
     args = parser.parse_args()
 

@@ -1,6 +1,6 @@
 -- For additive meters (count, sum) the local days of a period add up to the period total,
 -- and for every meter the daily event counts add up to the period's.
-{{ config(meta={'dagster': {'ref': {'name': 'fct_meter_totals'}}}) }}
+{{ config(tags=['audit'], meta={'dagster': {'ref': {'name': 'fct_meter_totals'}}}) }}
 
 with daily as (
     select

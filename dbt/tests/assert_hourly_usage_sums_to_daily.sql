@@ -1,5 +1,5 @@
 -- Hours roll up into days: event counts always, quantities for additive meters (count, sum).
-{{ config(meta={'dagster': {'ref': {'name': 'fct_usage_daily'}}}) }}
+{{ config(tags=['audit'], meta={'dagster': {'ref': {'name': 'fct_usage_daily'}}}) }}
 
 with hourly as (
     select

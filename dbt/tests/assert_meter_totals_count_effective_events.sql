@@ -2,7 +2,7 @@
 -- meter listens to (after filters): nothing lost (e.g. a missing time-zone offset) and
 -- nothing counted twice. Unfiltered meters are checked against the effective events
 -- directly, without parsing any JSON.
-{{ config(meta={'dagster': {'ref': {'name': 'fct_meter_totals'}}}) }}
+{{ config(tags=['audit'], meta={'dagster': {'ref': {'name': 'fct_meter_totals'}}}) }}
 
 with meters as (
     select * from {{ ref('stg_meterworks__meters') }}
