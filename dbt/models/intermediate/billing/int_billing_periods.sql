@@ -57,11 +57,8 @@ gaps_after as (
     select
         c.subscription_item_id,
         coalesce(v.covered_until, c.billable_from) as period_start,
-        case
-            when c.ended_at is not null and c.ended_at < c.current_period_start then c.ended_at
-            when c.ended_at is not null then c.ended_at
-            else c.current_period_start
-        end as period_end
+        -- owed up to the current period, or to the end of a subscription that ended
+        coalesce(c.ended_at, c.current_period_start) as period_end
     from charges as c
     left join covered as v on c.subscription_item_id = v.subscription_item_id
 ),
