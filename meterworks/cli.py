@@ -151,6 +151,63 @@ def cmd_catalog(args: argparse.Namespace, cfg: Settings) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace, cfg: Settings) -> int:
+    """``report mrr --month YYYY-MM``: the ``mrr_report`` partition, through Dagster."""
+    import contextlib
+
+    import dagster as dg
+
+    from dagster_project.defs.revenue.partitions import monthly_report_partitions, partition_key
+    from meterworks.jobs import (
+        QUIET_LOGGING,
+        load_definitions,
+        materialization_metadata,
+        prepare_dbt_manifest,
+        prepare_environment,
+    )
+    from meterworks.reports import ReportError, check_mrr_data, parse_month
+    from meterworks.warehouse import open_warehouse
+
+    try:
+        month = parse_month(args.month)
+    except ReportError as exc:
+        raise UserError(f"--month {exc}") from None
+    key = partition_key(month)
+    if not monthly_report_partitions.has_partition_key(key):
+        last = monthly_report_partitions.get_last_partition_key() or "none"
+        raise UserError(
+            f"--month {month:%Y-%m} is not a closed month: reports cover "
+            f"{monthly_report_partitions.start:%Y-%m} to {last[:7]}"
+        )
+    if not cfg.warehouse.exists():
+        raise UserError(f"no warehouse at {cfg.warehouse}: run `meterworks build` first")
+    with open_warehouse(cfg.warehouse, read_only=True) as con:
+        try:
+            check_mrr_data(con, month)
+        except ReportError as exc:
+            raise UserError(str(exc)) from None
+    prepare_environment(cfg)
+    prepare_dbt_manifest()
+    job = load_definitions().resolve_job_def("meterworks_mrr_report")
+    try:
+        with dg.DagsterInstance.get() as instance, contextlib.redirect_stdout(sys.stderr):
+            result = job.execute_in_process(
+                run_config=QUIET_LOGGING, instance=instance, partition_key=key
+            )
+    except Exception as exc:
+        seen: BaseException | None = exc
+        while seen is not None:  # a ReportError (no data for the month...) is the user's to fix
+            for candidate in (seen, getattr(seen, "user_exception", None)):
+                if isinstance(candidate, ReportError):
+                    raise UserError(str(candidate)) from None
+            seen = seen.__cause__ or seen.__context__
+        raise
+    metadata = materialization_metadata(result, "mrr_report")
+    print(metadata["csv"])
+    print(metadata["xlsx"])
+    return 0
+
+
 def cmd_dev(args: argparse.Namespace, cfg: Settings) -> int:
     from meterworks.jobs import prepare_dbt_manifest, prepare_environment
 
@@ -217,6 +274,12 @@ def build_parser() -> argparse.ArgumentParser:
         "path", nargs="?", help="default: $METERWORKS_CATALOG or $METERWORKS_HOME/catalog.yml"
     )
     p.set_defaults(func=cmd_catalog)
+
+    p = sub.add_parser("report", help="write a finance report under $METERWORKS_HOME/reports")
+    report = p.add_subparsers(dest="report", required=True)
+    p = report.add_parser("mrr", help="the MRR report (CSV + Excel) of a closed month")
+    p.add_argument("--month", required=True, help="the closed month, YYYY-MM")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("dev", help="open the Dagster UI (dg dev) on this home")
     p.add_argument("--port", type=int, default=3000)

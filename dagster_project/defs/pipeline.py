@@ -8,17 +8,20 @@ from dagster_project.defs.ingest.assets import CATALOG_ASSETS, RAW_ASSETS
 
 INGEST_ASSETS = dg.AssetSelection.assets(*CATALOG_ASSETS, *RAW_ASSETS)
 
+#: Monthly-partitioned reports run on their own schedule (defs/revenue), never in a build.
+REPORT_ASSETS = dg.AssetSelection.assets("mrr_report")
+
 #: ingest the inbox, then rebuild everything downstream of the raw store
 pipeline_job = dg.define_asset_job(
     "meterworks_pipeline",
-    selection=dg.AssetSelection.all(),
+    selection=dg.AssetSelection.all() - REPORT_ASSETS,
     description="Ingest whatever has settled in the inbox, then rebuild every model.",
 )
 
 #: everything downstream of ingestion (the catalog tables are refreshed first)
 build_job = dg.define_asset_job(
     "meterworks_build",
-    selection=dg.AssetSelection.all() - dg.AssetSelection.assets(*RAW_ASSETS),
+    selection=dg.AssetSelection.all() - dg.AssetSelection.assets(*RAW_ASSETS) - REPORT_ASSETS,
     description="Refresh the catalog tables and rebuild every model from the raw store.",
 )
 
