@@ -212,6 +212,37 @@ def test_api_sync_of_the_same_account_reconciles_identically(small_demo, monkeyp
     assert flagged_rows(home / "warehouse.duckdb") == expected_flagged(home / "demo")
 
 
+def test_mrr_report_of_the_last_closed_month_adds_up(small_demo, capsys) -> None:
+    """`meterworks report mrr` on the demo: the CSV and the workbook open and the bridge holds."""
+    import datetime as dt
+
+    import pandas as pd
+    from openpyxl import load_workbook
+
+    home, _, _ = small_demo
+    first_of_this_month = dt.datetime.now(dt.UTC).date().replace(day=1)
+    month = (first_of_this_month - dt.timedelta(days=1)).strftime("%Y-%m")
+    assert main(["report", "mrr", "--month", month]) == 0
+    csv_path, xlsx_path = (Path(p) for p in capsys.readouterr().out.split())
+    assert csv_path.name == f"mrr-{month}.csv" and xlsx_path.name == f"mrr-{month}.xlsx"
+
+    report = pd.read_csv(csv_path)
+    bridge = report[report["section"] == "bridge"].set_index("line")
+    moves = bridge.drop(index="ending_mrr")
+    assert (moves["value"] * moves["sign"]).sum() == pytest.approx(
+        bridge.loc["ending_mrr", "value"]
+    )
+    with open_warehouse(home / "warehouse.duckdb", read_only=True) as con:
+        ending = con.execute(
+            "select ending_mrr from marts.fct_mrr_movements where strftime(month, '%Y-%m') = ?",
+            [month],
+        ).fetchone()[0]
+    assert ending > 0
+    assert Decimal(str(bridge.loc["ending_mrr", "value"])) == pytest.approx(Decimal(ending) / 100)
+    workbook = load_workbook(xlsx_path)
+    assert {"Summary", "Customer movements", "Trend", "Notes"} <= set(workbook.sheetnames)
+
+
 @pytest.mark.slow
 def test_full_default_demo_matches_its_manifest(home, dbt_manifest, capsys) -> None:
     """The exact README command (default size, ~0.9 M rows in five shapes)."""
