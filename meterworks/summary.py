@@ -93,6 +93,38 @@ def _billing_lines(con, top: int) -> list[str]:
     return lines
 
 
+def _mrr_lines(con) -> list[str]:
+    """The MRR bridge of the last closed month (the month before the newest one)."""
+    if not _has_table(con, "marts", "fct_mrr_movements"):
+        return []
+    rows = con.execute(
+        """
+        select month, reporting_currency, starting_mrr, new_mrr, expansion_mrr,
+               reactivation_mrr, contraction_mrr, churned_mrr, ending_mrr, ending_customers, nrr
+        from marts.fct_mrr_movements
+        order by month desc
+        limit 2
+        """
+    ).fetchall()
+    if len(rows) < 2:
+        return []
+    month, cur, start, new, expansion, reactivation, contraction, churn, end, customers, nrr = rows[
+        1
+    ]
+
+    def amount(minor) -> str:
+        return money(int(Decimal(minor).to_integral_value(rounding="ROUND_HALF_UP")), cur)
+
+    nrr_text = "-" if nrr is None else f"{float(nrr):.1%}"
+    return [
+        f"  MRR {month:%Y-%m} (last closed month): {amount(start)} + new {amount(new)} "
+        f"+ expansion {amount(expansion)} + reactivation {amount(reactivation)} "
+        f"- contraction {amount(contraction)} - churn {amount(churn)} = {amount(end)} "
+        f"({_fmt(customers)} paying customers, NRR {nrr_text}); "
+        f"`meterworks report mrr --month {month:%Y-%m}` writes the finance report"
+    ]
+
+
 def render_summary(warehouse: Path, top: int = 5) -> str:
     lines: list[str] = []
     with open_warehouse(warehouse) as con:
@@ -136,6 +168,7 @@ def render_summary(warehouse: Path, top: int = 5) -> str:
             ranked = ", ".join(f"{c} {_fmt(float(q))}" for c, q in rows)
             lines.append(f"    {meter_code}{f' ({unit})' if unit else ''}: {ranked or '-'}")
         lines.extend(_billing_lines(con, top))
+        lines.extend(_mrr_lines(con))
         sizes = con.execute(
             """
             select table_name, estimated_size from duckdb_tables()
