@@ -1,0 +1,1 @@
+"""Alerts: quota thresholds and usage anomalies (see ../shared/DESIGN.md, Alerts)."""
