@@ -125,6 +125,26 @@ def _mrr_lines(con) -> list[str]:
     ]
 
 
+def _alert_lines(con) -> list[str]:
+    """Quota-threshold state: crossings fired (in the outbox) and levels already passed."""
+    if not _has_table(con, "alerts", "threshold_state"):
+        return []
+    by_status = dict(
+        con.execute(
+            "select status, count(*) from alerts.threshold_state group by 1 order by 1"
+        ).fetchall()
+    )
+    pending = con.execute(
+        "select count(*) from alerts.outbox where delivery_status = 'pending'"
+    ).fetchone()[0]
+    return [
+        f"  quota thresholds: {_fmt(by_status.get('fired', 0))} crossings fired "
+        f"({_fmt(pending)} alerts pending delivery in alerts.outbox), "
+        f"{_fmt(by_status.get('armed', 0))} armed, {_fmt(by_status.get('passed', 0))} "
+        "already passed when first evaluated (never fire this period)"
+    ]
+
+
 def render_summary(warehouse: Path, top: int = 5) -> str:
     lines: list[str] = []
     with open_warehouse(warehouse) as con:
@@ -169,6 +189,7 @@ def render_summary(warehouse: Path, top: int = 5) -> str:
             lines.append(f"    {meter_code}{f' ({unit})' if unit else ''}: {ranked or '-'}")
         lines.extend(_billing_lines(con, top))
         lines.extend(_mrr_lines(con))
+        lines.extend(_alert_lines(con))
         sizes = con.execute(
             """
             select table_name, estimated_size from duckdb_tables()

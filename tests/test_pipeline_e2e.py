@@ -83,6 +83,7 @@ def test_demo_counts_equal_the_generators_manifest(small_demo) -> None:
     assert "Meterworks summary" in out
     assert "top customers by usage" in out
     assert "(last closed month)" in out  # the MRR bridge line
+    assert "quota thresholds:" in out
 
 
 def test_meter_totals_equal_the_independent_expectation(small_demo) -> None:
