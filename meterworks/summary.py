@@ -166,9 +166,23 @@ def render_summary(warehouse: Path, top: int = 5) -> str:
         if not _has_table(con, "marts", "fct_meter_totals"):
             lines.append("  (no marts yet: run `meterworks build`)")
             return "\n".join(lines)
-        latest = con.execute("select max(period_month) from marts.fct_meter_totals").fetchone()[0]
+        # the last month whose periods have all ended, else the newest (still open) one
+        latest, closed = con.execute(
+            """
+            select
+                coalesce(max(period_month) filter (where closed), max(period_month)),
+                max(period_month) filter (where closed) is not null
+            from (
+                select period_month, max(period_end) <= now()::timestamp as closed
+                from marts.fct_meter_totals
+                group by 1
+            )
+            """
+        ).fetchone()
+        state = "closed" if closed else "open, to date"
         lines.append(
-            f"  top customers by usage, billing period {latest:%Y-%m} (customer's local month):"
+            f"  top customers by usage, billing period {latest:%Y-%m} ({state}; customer's "
+            "local month):"
         )
         meters = con.execute(
             "select meter_code, coalesce(unit, '') from marts.dim_meters order by meter_code"

@@ -15,6 +15,9 @@ class StripeResource(dg.ConfigurableResource):
     api_key: str | None = None
     api_base: str | None = None
     max_network_retries: int = 5
+    #: Days of billing-meter event summaries to fetch (one request per metered customer and
+    #: meter on every sync, slow on large accounts); 0 turns them off.
+    meter_summary_days: int = 35
 
     def source(self, export_dir) -> StripeApiSource | StripeExportSource:
         key = self.api_key or os.environ.get("STRIPE_API_KEY")
