@@ -94,3 +94,38 @@
         {%- endif %}
     )
 {%- endmacro %}
+
+{#- CTEs `unique_count_meters`, `candidate_versions`, `candidate_meter_events` and
+    `unique_meter_events`: the effective meter events of unique_count meters that fall in a
+    changed key (`changed_keys`: customer_id, meter_code, dimensions, `period_column`, plus the
+    UTC window columns candidate_versions_cte reads), where `period_expression` maps an event
+    (alias `me`) to its period. A distinct count cannot be rolled up from smaller grains, so
+    the changed keys' whole periods are re-read. -#}
+{% macro changed_unique_meter_events_ctes(changed_keys, period_expression, period_column) -%}
+    unique_count_meters as (
+        select event_name from {{ ref('stg_meterworks__meters') }}
+        where aggregation = 'unique_count'
+    ),
+
+    {{ meterworks.candidate_versions_cte(changed_keys, 'unique_count_meters') }},
+
+    candidate_meter_events as (
+        {{ meterworks.apply_meters('candidate_versions') }}
+    ),
+
+    unique_meter_events as (
+        select me.*
+        from candidate_meter_events as me
+        where
+            me.aggregation = 'unique_count'
+            and exists (
+                select 1
+                from {{ changed_keys }} as k
+                where
+                    me.customer_id = k.customer_id
+                    and me.meter_code = k.meter_code
+                    and me.dimensions = k.dimensions
+                    and {{ period_expression }} = k.{{ period_column }}
+            )
+    )
+{%- endmacro %}

@@ -18,6 +18,7 @@
 -- depends_on: {{ ref('int_timezone_offsets') }}
 
 {%- set watermark = meterworks.usage_watermark() %}
+{%- set month_of_event = 'cast(' ~ dbt.date_trunc('month', 'me.local_ts') ~ ' as date)' %}
 
 with
 {% if is_incremental() %}
@@ -35,32 +36,7 @@ with
         from changed_meter_events
     ),
 
-    unique_count_meters as (
-        select event_name from {{ ref('stg_meterworks__meters') }}
-        where aggregation = 'unique_count'
-    ),
-
-    {{ meterworks.candidate_versions_cte('changed_keys', 'unique_count_meters') }},
-
-    candidate_meter_events as (
-        {{ meterworks.apply_meters('candidate_versions') }}
-    ),
-
-    unique_meter_events as (
-        select me.*
-        from candidate_meter_events as me
-        where
-            me.aggregation = 'unique_count'
-            and exists (
-                select 1
-                from changed_keys as k
-                where
-                    me.customer_id = k.customer_id
-                    and me.meter_code = k.meter_code
-                    and me.dimensions = k.dimensions
-                    and cast({{ dbt.date_trunc('month', 'me.local_ts') }} as date) = k.period_month
-            )
-    ),
+    {{ meterworks.changed_unique_meter_events_ctes('changed_keys', month_of_event, 'period_month') }},
 
     daily as (
         select d.*

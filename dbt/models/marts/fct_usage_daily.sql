@@ -34,32 +34,7 @@ with
         from changed_meter_events
     ),
 
-    unique_count_meters as (
-        select event_name from {{ ref('stg_meterworks__meters') }}
-        where aggregation = 'unique_count'
-    ),
-
-    {{ meterworks.candidate_versions_cte('changed_keys', 'unique_count_meters') }},
-
-    candidate_meter_events as (
-        {{ meterworks.apply_meters('candidate_versions') }}
-    ),
-
-    unique_meter_events as (
-        select me.*
-        from candidate_meter_events as me
-        where
-            me.aggregation = 'unique_count'
-            and exists (
-                select 1
-                from changed_keys as k
-                where
-                    me.customer_id = k.customer_id
-                    and me.meter_code = k.meter_code
-                    and me.dimensions = k.dimensions
-                    and cast(me.local_ts as date) = k.usage_date
-            )
-    ),
+    {{ meterworks.changed_unique_meter_events_ctes('changed_keys', 'cast(me.local_ts as date)', 'usage_date') }},
 
     hourly as (
         select h.*
