@@ -9,7 +9,9 @@
 * ``alerts.threshold_state`` -- one row per (customer, meter, period_start, kind, value): armed,
   fired or already passed;
 * ``alerts.outbox`` -- one ``usage.threshold_crossed`` message per crossing, with a stable id;
-* ``alerts.threshold_runs`` -- one row per evaluation (its time and counts).
+* ``alerts.threshold_runs`` -- one row per evaluation (its time and counts);
+* ``marts.fct_threshold_crossings`` -- the public view of it all: every threshold fired or
+  already passed, with the figures at the crossing.
 
 Sources
 -------
@@ -21,7 +23,8 @@ amount: its ``up_to``), read from ``intermediate.int_billing_prices`` /
 allowance of 0) get no percent thresholds. When several charges of a customer share a meter and a
 period, the largest quantity and the largest allowance are used.
 
-Spend thresholds (absolute amounts in minor units) apply to the whole projected invoice of a
+Spend thresholds (amounts in the invoice currency's major units, compared in minor units) fire
+``invoice.projection_exceeded`` instead of ``usage.threshold_crossed``. They apply to the whole projected invoice of a
 customer period and currency: the sum of ``projected_amount`` over all its charges (metered and
 licensed) with the same ``period_start``. Their state rows use ``meter_code = 'invoice:<ccy>'``
 (a meter code cannot contain ``:``). They are evaluated for open periods only.
@@ -59,7 +62,6 @@ A new ``period_start`` means new state rows, i.e. the thresholds re-arm.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -70,7 +72,11 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from alerts.outbox import ensure_outbox, write_outbox
+
 EVENT_TYPE = "usage.threshold_crossed"
+#: spend thresholds (on the projected invoice) are their own event type
+PROJECTION_EVENT_TYPE = "invoice.projection_exceeded"
 SCHEMA_VERSION = 1
 DEFAULT_PERCENTS: tuple[float, ...] = (50, 80, 100)
 DEFAULT_BACKDATING_DAYS = 35
@@ -125,15 +131,6 @@ create table if not exists alerts.threshold_state (
     primary key (customer_id, meter_code, period_start, threshold_kind, threshold_value)
 );
 
-create table if not exists alerts.outbox (
-    alert_id varchar primary key,
-    event_type varchar not null,
-    customer_id varchar not null,
-    created_at timestamp not null,
-    payload json not null,
-    delivery_status varchar not null default 'pending'
-);
-
 create table if not exists alerts.threshold_runs (
     evaluated_at timestamp not null,
     periods_open integer not null,
@@ -147,59 +144,72 @@ _NUMBER_OR_NULL = {"type": ["number", "null"]}
 _STRING_OR_NULL = {"type": ["string", "null"]}
 _INSTANT = {"type": "string", "format": "date-time"}
 
-#: JSON schema of a ``usage.threshold_crossed`` payload (``schema_version`` 1).
-THRESHOLD_PAYLOAD_SCHEMA: dict[str, Any] = {
-    "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "$id": "https://meterworks.dev/schemas/usage.threshold_crossed/v1.json",
-    "title": "usage.threshold_crossed",
-    "type": "object",
-    "additionalProperties": False,
-    "required": [
-        "schema_version",
-        "event_type",
-        "alert_id",
-        "customer_id",
-        "meter_code",
-        "period_start",
-        "period_end",
-        "threshold",
-        "included",
-        "quantity",
-        "percent_used",
-        "currency",
-        "amount_to_date",
-        "projected_amount",
-        "period_closed",
-        "evaluated_at",
-    ],
-    "properties": {
-        "schema_version": {"const": 1},
-        "event_type": {"const": EVENT_TYPE},
-        "alert_id": {"type": "string", "pattern": "^thr_[0-9a-f]{32}$"},
-        "customer_id": {"type": "string", "minLength": 1},
-        "meter_code": _STRING_OR_NULL,
-        "period_start": _INSTANT,
-        "period_end": _INSTANT,
-        "threshold": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["kind", "value", "unit"],
-            "properties": {
-                "kind": {"enum": [PERCENT, SPEND]},
-                "value": {"type": "number"},
-                "unit": {"type": "string"},
+
+def _crossing_schema(event_type: str, kind: str, unit: str, meter: dict[str, Any]) -> dict:
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": f"https://meterworks.dev/schemas/{event_type}/v1.json",
+        "title": event_type,
+        "type": "object",
+        "additionalProperties": False,
+        "required": [
+            "schema_version",
+            "event_type",
+            "alert_id",
+            "customer_id",
+            "meter_code",
+            "period_start",
+            "period_end",
+            "threshold",
+            "included",
+            "quantity",
+            "percent_used",
+            "currency",
+            "amount_to_date",
+            "projected_amount",
+            "period_closed",
+            "evaluated_at",
+        ],
+        "properties": {
+            "schema_version": {"const": 1},
+            "event_type": {"const": event_type},
+            "alert_id": {"type": "string", "pattern": "^thr_[0-9a-f]{32}$"},
+            "customer_id": {"type": "string", "minLength": 1},
+            "meter_code": meter,
+            "period_start": _INSTANT,
+            "period_end": _INSTANT,
+            "threshold": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["kind", "value", "unit"],
+                "properties": {
+                    "kind": {"const": kind},
+                    "value": {"type": "number"},
+                    "unit": {"const": unit},
+                },
             },
+            "included": _NUMBER_OR_NULL,
+            "quantity": _NUMBER_OR_NULL,
+            "percent_used": _NUMBER_OR_NULL,
+            "currency": _STRING_OR_NULL,
+            "amount_to_date": {"type": ["integer", "null"]},
+            "projected_amount": {"type": ["integer", "null"]},
+            "period_closed": {"type": "boolean"},
+            "evaluated_at": _INSTANT,
         },
-        "included": _NUMBER_OR_NULL,
-        "quantity": _NUMBER_OR_NULL,
-        "percent_used": _NUMBER_OR_NULL,
-        "currency": _STRING_OR_NULL,
-        "amount_to_date": {"type": ["integer", "null"]},
-        "projected_amount": {"type": ["integer", "null"]},
-        "period_closed": {"type": "boolean"},
-        "evaluated_at": _INSTANT,
-    },
-}
+    }
+
+
+#: JSON schema of a ``usage.threshold_crossed`` payload (``schema_version`` 1): a percent of a
+#: meter's included quantity was reached.
+THRESHOLD_PAYLOAD_SCHEMA: dict[str, Any] = _crossing_schema(
+    EVENT_TYPE, PERCENT, "percent_of_included", {"type": "string", "minLength": 1}
+)
+#: JSON schema of an ``invoice.projection_exceeded`` payload (``schema_version`` 1): the
+#: projected invoice of the open period reached a spend threshold (``value`` in minor units).
+PROJECTION_PAYLOAD_SCHEMA: dict[str, Any] = _crossing_schema(
+    PROJECTION_EVENT_TYPE, SPEND, "minor_units", {"type": "null"}
+)
 
 
 @dataclass(frozen=True)
@@ -261,6 +271,14 @@ class _Unit:
 
 
 # -- helpers ---------------------------------------------------------------------------------
+def _to_minor(amount: Any, currency: str) -> Decimal:
+    """A spend threshold in the currency's major units (``500`` = $500) as minor units."""
+    from meterworks.pricing import minor_unit_exponent
+
+    minor = Decimal(str(amount)).scaleb(minor_unit_exponent(currency))
+    return minor.to_integral_value()
+
+
 def _dec(value: Any) -> Decimal | None:
     if value is None:
         return None
@@ -299,6 +317,7 @@ def alert_id_for(
 
 
 def ensure_threshold_schema(con: duckdb.DuckDBPyConnection) -> None:
+    ensure_outbox(con)
     con.execute(DDL)
 
 
@@ -336,7 +355,7 @@ def _free_tier_sql(con: duckdb.DuckDBPyConnection) -> str:
 def _open_units(
     con: duckdb.DuckDBPyConnection,
     percents_for: Callable[[str], list[Decimal]],
-    spend_thresholds: Mapping[str, list[int]],
+    spend_thresholds: Mapping[str, list[Any]],
 ) -> list[_Unit]:
     rows = con.execute(
         f"""
@@ -408,7 +427,7 @@ def _open_units(
                     currency=r[1],
                     amount_to_date=None if r[4] is None else int(r[4]),
                     projected_amount=None if r[5] is None else int(r[5]),
-                    thresholds=sorted({Decimal(int(v)) for v in values}),
+                    thresholds=sorted({_to_minor(v, r[1]) for v in values}),
                 )
             )
     return units
@@ -486,7 +505,7 @@ def _payload(unit: _Unit, value: Decimal, alert_id: str, now: datetime) -> dict[
     level = unit.level
     return {
         "schema_version": SCHEMA_VERSION,
-        "event_type": EVENT_TYPE,
+        "event_type": PROJECTION_EVENT_TYPE if unit.kind == SPEND else EVENT_TYPE,
         "alert_id": alert_id,
         "customer_id": unit.customer_id,
         "meter_code": None if unit.kind == SPEND else unit.meter_code,
@@ -744,19 +763,55 @@ def _bulk(
 
 def _write_outbox(con: duckdb.DuckDBPyConnection, crossings: list[Crossing], now: datetime) -> None:
     """Insert each crossing once; an alert_id already in the outbox is left as it is."""
-    if not crossings:
-        return
-    con.executemany(
+    write_outbox(con, (c.payload for c in crossings), now)
+
+
+CROSSINGS_MART = "marts.fct_threshold_crossings"
+
+
+def refresh_crossings_mart(con: duckdb.DuckDBPyConnection) -> None:
+    """Rebuild ``marts.fct_threshold_crossings``: one row per threshold that fired or that was
+    already passed when its rule arrived, with the figures at the crossing (from the alert's
+    payload). Small (a few rows per customer-period), so it is rebuilt whole."""
+    con.execute("create schema if not exists marts")
+    con.execute(
+        f"""
+        create or replace table {CROSSINGS_MART} as
+        select
+            s.customer_id,
+            case when s.threshold_kind = 'spend' then null else s.meter_code end as meter_code,
+            s.period_start,
+            s.period_end,
+            s.threshold_kind,
+            s.threshold_value,
+            case
+                when s.threshold_kind = 'spend' then 'minor_units' else 'percent_of_included'
+            end as threshold_unit,
+            s.status,
+            s.fired_at,
+            s.first_seen_at,
+            s.reason,
+            p.currency,
+            p.included,
+            p.included_source,
+            cast(o.payload ->> 'quantity' as decimal(38, 9)) as quantity_at_crossing,
+            cast(o.payload ->> 'percent_used' as double) as percent_used_at_crossing,
+            cast(o.payload ->> 'projected_amount' as bigint) as projected_amount_at_crossing,
+            s.first_seen_level as level_when_rule_arrived,
+            s.last_level,
+            case when s.status = 'fired' then s.alert_id end as alert_id,
+            o.event_type,
+            o.delivery_status,
+            cast(o.payload ->> 'period_closed' as boolean) as fired_after_period_closed
+        from alerts.threshold_state as s
+        left join alerts.threshold_periods as p
+            on
+                s.customer_id = p.customer_id and s.meter_code = p.meter_code
+                and s.period_start = p.period_start
+        left join alerts.outbox as o on s.status = 'fired' and s.alert_id = o.alert_id
+        where s.status in ('fired', 'passed')
+        order by s.customer_id, s.period_start, s.meter_code, s.threshold_kind, s.threshold_value
         """
-        insert into alerts.outbox (alert_id, event_type, customer_id, created_at, payload,
-                                   delivery_status)
-        values (?, ?, ?, ?, ?, 'pending')
-        on conflict (alert_id) do nothing
-        """,
-        [
-            [c.alert_id, EVENT_TYPE, c.customer_id, now, json.dumps(c.payload, sort_keys=True)]
-            for c in crossings
-        ],
     )
 
 
@@ -765,13 +820,18 @@ def thresholds_from_catalog(catalog: Any) -> dict[str, list[float]]:
     return {c.id: list(c.thresholds) for c in catalog.customers if c.thresholds}
 
 
+def spend_thresholds_from_catalog(catalog: Any) -> dict[str, list[Any]]:
+    """``spend_thresholds`` from a loaded catalog (major units of the invoice currency)."""
+    return {c.id: list(c.spend_thresholds) for c in catalog.customers if c.spend_thresholds}
+
+
 def evaluate_thresholds(
     con: duckdb.DuckDBPyConnection,
     *,
     now: datetime,
     default_percents: Iterable[float] = DEFAULT_PERCENTS,
     customer_thresholds: Mapping[str, list[float]] | None = None,
-    spend_thresholds: Mapping[str, list[int]] | None = None,
+    spend_thresholds: Mapping[str, list[Any]] | None = None,
     closed_usage: Mapping[tuple[str, str, datetime], Any] | None = None,
     backdating_days: int = DEFAULT_BACKDATING_DAYS,
 ) -> ThresholdRun:
@@ -779,8 +839,8 @@ def evaluate_thresholds(
 
     ``now`` is the evaluation instant (naive = UTC). ``customer_thresholds`` replaces the
     default percent list for a customer (``thresholds_from_catalog`` builds it from the
-    catalog); ``spend_thresholds`` maps a customer to absolute projected-invoice amounts in
-    minor units; ``closed_usage`` optionally gives the recomputed quantity of a closed period,
+    catalog); ``spend_thresholds`` maps a customer to projected-invoice amounts in the invoice
+    currency's major units (``[500]`` = $500 on a usd invoice; ``spend_thresholds_from_catalog``); ``closed_usage`` optionally gives the recomputed quantity of a closed period,
     keyed by (customer_id, meter_code, period_start).
     """
     now = _utc_naive(now)
@@ -807,6 +867,7 @@ def evaluate_thresholds(
         _write_periods(con, units, now)
         run.fired = _update_state(con, units, rules, now, run)
         _write_outbox(con, run.fired, now)
+        refresh_crossings_mart(con)
         con.execute(
             "insert into alerts.threshold_runs values (?, ?, ?, ?, ?)",
             [now, run.periods_open, run.periods_closed, len(run.fired), len(run.passed)],

@@ -10,7 +10,12 @@ import duckdb
 import pytest
 
 from alerts import thresholds as th
-from alerts.thresholds import THRESHOLD_PAYLOAD_SCHEMA, alert_id_for, evaluate_thresholds
+from alerts.thresholds import (
+    PROJECTION_PAYLOAD_SCHEMA,
+    THRESHOLD_PAYLOAD_SCHEMA,
+    alert_id_for,
+    evaluate_thresholds,
+)
 from meterworks.warehouse import connect
 
 JAN = (datetime(2026, 1, 1), datetime(2026, 2, 1))
@@ -290,7 +295,7 @@ def test_closed_period_from_caller_usage(con):
 
 
 def test_spend_threshold_on_projected_amount(con):
-    spend = {"acme": [10_000, 50_000]}  # $100 and $500 in cents
+    spend = {"acme": [100, 500]}  # $100 and $500: major units of the invoice currency
     seed_rules(con, spend_thresholds=spend)
     rows = [
         {"quantity_to_date": 100, "amount_to_date": 2_000, "projected_amount": 8_000},
@@ -309,6 +314,7 @@ def test_spend_threshold_on_projected_amount(con):
     assert fired(run) == [("acme", "invoice:usd", JAN[0], 10000.0)]
     payload = json.loads(outbox(con)[-1][3])
     assert payload["threshold"] == {"kind": "spend", "value": 10000, "unit": "minor_units"}
+    assert payload["event_type"] == "invoice.projection_exceeded"
     assert payload["projected_amount"] == 12_900 and payload["meter_code"] is None
     assert evaluate_thresholds(con, now=d(6), spend_thresholds=spend).fired == []
 
@@ -355,22 +361,33 @@ def test_stable_alert_ids_and_idempotent_outbox(con):
 
 
 def test_payload_matches_schema(con):
+    import jsonschema
+
     seed_rules(con, spend_thresholds={"acme": [1]})
-    project(con, [{"quantity_to_date": 1000, "projected_amount": 5}])
+    project(con, [{"quantity_to_date": 1000, "projected_amount": 500}])
     evaluate_thresholds(con, now=d(5), spend_thresholds={"acme": [1]})
-    payloads = [json.loads(p) for _, _, _, p, _ in outbox(con)]
-    assert {p["threshold"]["kind"] for p in payloads} == {"percent", "spend"}
-    try:
-        import jsonschema
-    except ImportError:  # pragma: no cover - hand check
-        for p in payloads:
-            assert set(p) == set(THRESHOLD_PAYLOAD_SCHEMA["required"])
-        return
-    jsonschema.Draft202012Validator.check_schema(THRESHOLD_PAYLOAD_SCHEMA)
-    for p in payloads:
-        jsonschema.validate(p, THRESHOLD_PAYLOAD_SCHEMA)
-    with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate({**payloads[0], "schema_version": 2}, THRESHOLD_PAYLOAD_SCHEMA)
+    rows = outbox(con)
+    schemas = {
+        "usage.threshold_crossed": THRESHOLD_PAYLOAD_SCHEMA,
+        "invoice.projection_exceeded": PROJECTION_PAYLOAD_SCHEMA,
+    }
+    assert sorted(r[1] for r in rows) == [
+        "invoice.projection_exceeded",
+        "usage.threshold_crossed",
+        "usage.threshold_crossed",
+        "usage.threshold_crossed",
+    ]
+    for schema in schemas.values():
+        jsonschema.Draft202012Validator.check_schema(schema)
+    for _, event_type, _, text, _ in rows:
+        payload = json.loads(text)
+        assert payload["event_type"] == event_type
+        jsonschema.validate(payload, schemas[event_type])
+        other = next(s for t, s in schemas.items() if t != event_type)
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(payload, other)
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate({**payload, "schema_version": 2}, schemas[event_type])
 
 
 def test_one_transaction_nothing_partial(con, monkeypatch):
@@ -392,3 +409,28 @@ def test_one_transaction_nothing_partial(con, monkeypatch):
     assert snapshot() == before
     monkeypatch.undo()
     assert [v for *_, v in fired(evaluate_thresholds(con, now=d(6)))] == [50.0, 80.0]
+
+
+def test_crossings_mart_lists_fired_and_passed_with_figures_at_crossing(con):
+    seed_rules(con)
+    project(con, [{"quantity_to_date": 850}])
+    evaluate_thresholds(con, now=d(10))
+    custom = {"acme": [50, 70, 80, 100]}
+    evaluate_thresholds(con, now=d(12), customer_thresholds=custom)
+    project(con, [{"quantity_to_date": 1200}])
+    evaluate_thresholds(con, now=d(15), customer_thresholds=custom)
+    rows = con.execute(
+        "select threshold_value::double, status, quantity_at_crossing::double,"
+        " percent_used_at_crossing, level_when_rule_arrived::double, last_level::double,"
+        " alert_id is not null, event_type, delivery_status, included::double, currency"
+        " from marts.fct_threshold_crossings order by threshold_value"
+    ).fetchall()
+    assert rows == [
+        (50.0, "fired", 850.0, 85.0, 85.0, 120.0, True, "usage.threshold_crossed", "pending",
+         1000.0, "usd"),
+        (70.0, "passed", None, None, 85.0, 120.0, False, None, None, 1000.0, "usd"),
+        (80.0, "fired", 850.0, 85.0, 85.0, 120.0, True, "usage.threshold_crossed", "pending",
+         1000.0, "usd"),
+        (100.0, "fired", 1200.0, 120.0, 85.0, 120.0, True, "usage.threshold_crossed", "pending",
+         1000.0, "usd"),
+    ]  # fmt: skip
