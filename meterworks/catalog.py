@@ -107,7 +107,15 @@ class Customer(_Strict):
     timezone: str = "UTC"
     plan: str | None = None
     thresholds: list[float] | None = None
+    spend_thresholds: list[float] | None = None
     webhook_url: str | None = None
+
+    @field_validator("thresholds", "spend_thresholds")
+    @classmethod
+    def _positive(cls, value: list[float] | None) -> list[float] | None:
+        if value is not None and any(v <= 0 for v in value):
+            raise ValueError("thresholds must be positive numbers")
+        return value
 
     @field_validator("timezone")
     @classmethod
@@ -119,6 +127,35 @@ class Customer(_Strict):
         return value
 
 
+class AnomalySettings(_Strict):
+    """Knobs of the usage anomaly model (``alerts.anomaly.AnomalyParams``); unset = default.
+
+    Volumes are per day. ``hourly: false`` scores a meter by day only (the default for gauges
+    and unique counts, whose hourly buckets are not additive); ``enabled: false`` silences it.
+    """
+
+    enabled: bool | None = None
+    hourly: bool | None = None
+    min_volume: float | None = Field(default=None, ge=0)
+    min_ratio: float | None = Field(default=None, gt=1)
+    threshold: float | None = Field(default=None, gt=0, lt=1)
+    band_z: float | None = Field(default=None, gt=0)
+    cooldown_buckets: int | None = Field(default=None, ge=0)
+    cold_start_days: int | None = Field(default=None, ge=1)
+    cold_ratio: float | None = Field(default=None, gt=1)
+
+    def overrides(self) -> dict[str, Any]:
+        """The model parameters set here (not ``enabled``/``hourly``)."""
+        skip = {"enabled", "hourly", "meters"}
+        return {k: v for k, v in self.model_dump().items() if v is not None and k not in skip}
+
+
+class AnomalyConfig(AnomalySettings):
+    """Catalog-wide anomaly settings, with per-meter overrides under ``meters``."""
+
+    meters: dict[str, AnomalySettings] = Field(default_factory=dict)
+
+
 class Catalog(_Strict):
     reporting_currency: str = "usd"
     backdating_days: int = Field(default=35, ge=0, le=3650)
@@ -126,6 +163,7 @@ class Catalog(_Strict):
     meters: list[Meter] = Field(min_length=1)
     plans: list[Plan] = Field(default_factory=list)
     customers: list[Customer] = Field(default_factory=list)
+    anomaly: AnomalyConfig = Field(default_factory=AnomalyConfig)
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Catalog:
@@ -141,6 +179,9 @@ class Catalog(_Strict):
                         f"plans[{index}] ({plan.code}): charge refers to unknown meter "
                         f"{charge.meter!r}"
                     )
+        for code in self.anomaly.meters:
+            if code not in meter_codes:
+                raise ValueError(f"anomaly.meters: unknown meter {code!r}")
         for index, customer in enumerate(self.customers):
             if customer.plan and customer.plan not in plan_codes:
                 raise ValueError(

@@ -126,23 +126,54 @@ def _mrr_lines(con) -> list[str]:
 
 
 def _alert_lines(con) -> list[str]:
-    """Quota-threshold state: crossings fired (in the outbox) and levels already passed."""
-    if not _has_table(con, "alerts", "threshold_state"):
-        return []
-    by_status = dict(
-        con.execute(
-            "select status, count(*) from alerts.threshold_state group by 1 order by 1"
+    """Quota thresholds (fired, armed, passed), usage anomalies (recent ones explained), and
+    the outbox."""
+    lines = []
+    if _has_table(con, "alerts", "threshold_state"):
+        by_status = dict(
+            con.execute(
+                "select status, count(*) from alerts.threshold_state group by 1 order by 1"
+            ).fetchall()
+        )
+        lines.append(
+            f"  quota thresholds: {_fmt(by_status.get('fired', 0))} crossings fired, "
+            f"{_fmt(by_status.get('armed', 0))} armed, {_fmt(by_status.get('passed', 0))} "
+            "already passed when first evaluated (never fire this period)"
+        )
+    if _has_table(con, "marts", "fct_usage_anomalies"):
+        days, anomalies, incidents, last = con.execute(
+            """
+            select count(distinct window_start), count(*) filter (where is_anomaly),
+                   count(*) filter (where is_alert), max(window_start)
+            from marts.fct_usage_anomalies
+            where granularity = 'day'
+              and window_start >= (select max(window_start) from marts.fct_usage_anomalies
+                                   where granularity = 'day') - interval 29 day
+            """
+        ).fetchone()
+        if days:
+            lines.append(
+                f"  usage anomalies, last {days} complete days (to {last:%Y-%m-%d}): "
+                f"{_fmt(anomalies)} anomalous customer-meter-days in {_fmt(incidents)} incidents;"
+                " the latest:"
+            )
+            for customer, severity, text in con.execute(
+                """
+                select customer_id, severity, explanation from marts.fct_usage_anomalies
+                where is_alert and granularity = 'day'
+                order by window_start desc, score desc, customer_id
+                limit 3
+                """
+            ).fetchall():
+                lines.append(f"    {customer} [{severity}]: {text}")
+    if _has_table(con, "alerts", "outbox"):
+        queued = con.execute(
+            "select event_type, count(*) from alerts.outbox where delivery_status = 'pending' "
+            "group by 1 order by 1"
         ).fetchall()
-    )
-    pending = con.execute(
-        "select count(*) from alerts.outbox where delivery_status = 'pending'"
-    ).fetchone()[0]
-    return [
-        f"  quota thresholds: {_fmt(by_status.get('fired', 0))} crossings fired "
-        f"({_fmt(pending)} alerts pending delivery in alerts.outbox), "
-        f"{_fmt(by_status.get('armed', 0))} armed, {_fmt(by_status.get('passed', 0))} "
-        "already passed when first evaluated (never fire this period)"
-    ]
+        text = ", ".join(f"{_fmt(n)} {t}" for t, n in queued) or "none"
+        lines.append(f"  alerts pending webhook delivery (alerts.outbox): {text}")
+    return lines
 
 
 def render_summary(warehouse: Path, top: int = 5) -> str:

@@ -13,7 +13,7 @@ def definitions(dbt_manifest):
 
 def test_asset_graph(definitions) -> None:
     keys = {key.to_user_string() for key in definitions.resolve_asset_graph().get_all_asset_keys()}
-    for expected in ("catalog_meters", "raw_events", "raw_quarantine", "threshold_crossings", "fct_usage_hourly", "fct_usage_daily",
+    for expected in ("catalog_meters", "raw_events", "raw_quarantine", "fct_threshold_crossings", "fct_usage_anomalies", "fct_usage_hourly", "fct_usage_daily",
                      "fct_meter_totals", "dim_meters", "dim_customers"):  # fmt: skip
         assert expected in keys
     graph = definitions.resolve_asset_graph()
