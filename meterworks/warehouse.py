@@ -105,6 +105,24 @@ create table if not exists raw.catalog_customers (
     timezone varchar not null,
     plan_code varchar
 );
+
+-- ops adjustments, copied from the app-state database (meterworks.state) before each build
+create table if not exists raw.adjustments (
+    adjustment_id varchar not null,
+    customer_id varchar not null,
+    kind varchar not null,
+    meter_code varchar,
+    period_start timestamp not null,
+    period_end timestamp not null,
+    amount_minor bigint,
+    currency varchar,
+    quantity decimal(38, 9),
+    reason_code varchar not null,
+    note varchar,
+    created_by varchar not null,
+    created_at timestamp not null,
+    voided_at timestamp
+);
 """
 
 

@@ -2,7 +2,9 @@
     charge. Quantities compare what Meterworks measured in the line's period with the line's
     quantity net of credit notes; amounts compare Meterworks' rating of its own quantity with the
     contract price (the catalog plan's price when there is one, else the Stripe price) against
-    the line's amount net of credit notes. Void and draft invoices do not count.
+    the line's amount net of credit notes. Void and draft invoices do not count. Ops usage
+    adjustments of the period are part of the measured quantity (adjustment_quantity says how
+    much of it).
 
     status, first match wins (tolerances: vars reconciliation_quantity_tolerance, relative, and
     reconciliation_amount_tolerance, minor units):
@@ -77,8 +79,9 @@ joined as (
         l.credited_amount,
         l.invoiced_amount,
         l.finalized_at,
-        coalesce(m.quantity, 0) as measured_quantity,
+        coalesce(m.quantity, 0) + coalesce(adj.adjustment_quantity, 0) as measured_quantity,
         coalesce(m.event_count, 0) as measured_event_count,
+        coalesce(adj.adjustment_quantity, 0) as adjustment_quantity,
         exists(
             select 1
             from subscription_invoices as s
@@ -89,12 +92,17 @@ joined as (
         ) as subscription_invoiced
     from periods as p
     left join measured as m on p.window_key = m.window_key
+    left join {{ ref('int_usage_adjustments') }} as adj
+        on
+            p.customer_id = adj.customer_id
+            and p.meter_code = adj.meter_code
+            and p.period_start = adj.period_start
     left join lines as l
         on
             p.subscription_item_id = l.subscription_item_id
             and p.period_start = l.period_start
             and p.period_end = l.period_end
-    where p.is_invoiced or coalesce(m.quantity, 0) > 0
+    where p.is_invoiced or coalesce(m.quantity, 0) + coalesce(adj.adjustment_quantity, 0) > 0
 ),
 
 to_rate as (
@@ -132,6 +140,7 @@ select
     finalized_at as invoice_finalized_at,
     measured_quantity,
     measured_event_count,
+    adjustment_quantity,
     invoiced_quantity,
     credited_quantity,
     quantity_delta,

@@ -9,7 +9,9 @@
     local day of the period, that weekday's usual daily usage (the mean of the same weekday over
     the last 4 complete weeks, days without usage counting as 0), prorated for the partial
     first and last day. Gauges (max, latest) and unique counts project as their value to date.
-    Licensed items (e.g. a base fee) project as their quantity. -#}
+    Licensed items (e.g. a base fee) project as their quantity. Ops adjustments: usage
+    adjustments of the period are added to the quantity to date; each credit on the period is a
+    line of its own (charge_type 'credit', negative amounts). -#}
 
 {%- set local_month_start = dbt.date_trunc('month', meterworks.utc_to_local('a.as_of', 'c.timezone')) %}
 {%- set local_today = 'cast(' ~ meterworks.utc_to_local('a.as_of', 'w.timezone') ~ ' as date)' %}
@@ -157,19 +159,27 @@ projection as (
     group by 1
 ),
 
+-- ops usage adjustments of the period count as usage to date (and so in the projection)
 metered as (
     select
         w.*,
-        t.quantity as quantity_to_date,
+        t.quantity + coalesce(adj.adjustment_quantity, 0) as quantity_to_date,
         case
             when m.aggregation in ('count', 'sum')
-                then t.quantity + cast(coalesce(p.remaining_quantity, 0) as {{ meterworks.quantity_type() }})
-            else t.quantity
+                then
+                    t.quantity + coalesce(adj.adjustment_quantity, 0)
+                    + cast(coalesce(p.remaining_quantity, 0) as {{ meterworks.quantity_type() }})
+            else t.quantity + coalesce(adj.adjustment_quantity, 0)
         end as projected_quantity
     from windows as w
     inner join to_date as t on w.window_key = t.window_key
     inner join {{ ref('stg_meterworks__meters') }} as m on w.meter_code = m.meter_code
     left join projection as p on w.window_key = p.window_key
+    left join {{ ref('int_usage_adjustments') }} as adj
+        on
+            w.customer_id = adj.customer_id
+            and w.meter_code = adj.meter_code
+            and w.period_start = adj.period_start
 ),
 
 licensed as (
@@ -206,6 +216,43 @@ to_rate as (
 
 rated as (
     {{ meterworks.rate_usage('to_rate', ref('int_billing_prices'), ref('int_billing_price_tiers')) }}
+),
+
+-- ops credits on an open period: one negative line each, in the period's currency
+open_invoices as (
+    select distinct
+        customer_id,
+        currency,
+        period_start,
+        period_end
+    from lines
+),
+
+credits as (
+    select
+        o.customer_id,
+        'adjustment' as charge_source,
+        cast(null as {{ dbt.type_string() }}) as subscription_id,
+        'adjustment:' || c.adjustment_id as subscription_item_id,
+        'credit' as charge_type,
+        c.meter_code,
+        cast(null as {{ dbt.type_string() }}) as price_id,
+        cast(null as {{ dbt.type_string() }}) as price_source,
+        o.currency,
+        o.period_start,
+        o.period_end,
+        cast(null as {{ meterworks.quantity_type() }}) as included,
+        cast(null as {{ meterworks.quantity_type() }}) as quantity_to_date,
+        -c.amount_minor as amount_to_date,
+        cast(null as {{ meterworks.quantity_type() }}) as projected_quantity,
+        -c.amount_minor as projected_amount
+    from {{ ref('stg_meterworks__adjustments') }} as c
+    inner join open_invoices as o
+        on
+            c.customer_id = o.customer_id
+            and c.period_start = o.period_start
+            and coalesce(c.currency, o.currency) = o.currency
+    where c.kind = 'credit' and c.amount_minor is not null
 )
 
 select
@@ -230,3 +277,26 @@ from lines as l
 cross join as_of as a
 left join rated as td on l.window_key || ':to_date' = td.rating_key
 left join rated as pj on l.window_key || ':projected' = pj.rating_key
+
+union all
+
+select
+    c.customer_id,
+    c.charge_source,
+    c.subscription_id,
+    c.subscription_item_id,
+    c.charge_type,
+    c.meter_code,
+    c.price_id,
+    c.price_source,
+    c.currency,
+    c.period_start,
+    c.period_end,
+    a.as_of,
+    c.included,
+    c.quantity_to_date,
+    c.amount_to_date,
+    c.projected_quantity,
+    c.projected_amount
+from credits as c
+cross join as_of as a
