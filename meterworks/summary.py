@@ -140,6 +140,22 @@ def _alert_lines(con) -> list[str]:
             f"{_fmt(by_status.get('armed', 0))} armed, {_fmt(by_status.get('passed', 0))} "
             "already passed when first evaluated (never fire this period)"
         )
+        closest = con.execute(
+            """
+            select customer_id, meter_code, quantity * 100 / included as used, included
+            from alerts.threshold_periods
+            where included > 0 and period_end > now()::timestamp
+            order by used desc, customer_id, meter_code
+            limit 3
+            """
+        ).fetchall()
+        if closest:
+            lines.append(
+                "    most of their allowance used this period: "
+                + ", ".join(
+                    f"{c} {m} {float(u):.0f}% of {_fmt(float(i))}" for c, m, u, i in closest
+                )
+            )
     if _has_table(con, "marts", "fct_usage_anomalies"):
         days, anomalies, incidents, last = con.execute(
             """
