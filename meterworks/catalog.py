@@ -138,6 +138,7 @@ class AnomalySettings(_Strict):
     hourly: bool | None = None
     min_volume: float | None = Field(default=None, ge=0)
     min_ratio: float | None = Field(default=None, gt=1)
+    min_ratio_hourly: float | None = Field(default=None, gt=1)
     threshold: float | None = Field(default=None, gt=0, lt=1)
     band_z: float | None = Field(default=None, gt=0)
     cooldown_buckets: int | None = Field(default=None, ge=0)

@@ -51,7 +51,8 @@ def test_x10_spike_flagged_with_explanation_and_range(scored):
     ratio = row.observed / row.expected
     assert 7 < ratio < 14
     assert row.explanation.startswith("Wednesday's ")
-    assert f"{ratio:.0f}x the usual Wednesday of ~" in row.explanation
+    factor = f"{ratio:.0f}x" if ratio >= 10 else f"{ratio:.1f}x"
+    assert f"{factor} the usual Wednesday of ~" in row.explanation
     assert "api_calls" in row.explanation
 
 
@@ -165,3 +166,66 @@ def test_deterministic():
     a = score_series(frame, "day")
     b = score_series(frame, "day")
     pd.testing.assert_frame_equal(a, b)
+
+
+HOURS = pd.date_range("2025-01-06", periods=35 * 24, freq="h")  # five weeks from a Monday
+
+
+def _business_hourly(cid: str, per_hour: float, seed: int, weekend: float = 0.2) -> pd.DataFrame:
+    """Diurnal profile, quiet nights and quiet weekends, log-normal noise."""
+    rng = np.random.default_rng(seed)
+    diurnal = 0.25 + np.exp(-0.5 * ((HOURS.hour - 14) / 4.0) ** 2)
+    wk = np.where(HOURS.weekday >= 5, weekend, 1.0)
+    q = rng.poisson(per_hour * diurnal * wk * np.exp(rng.normal(0, 0.15, len(HOURS))))
+    return pd.DataFrame(
+        {"customer_id": cid, "meter_code": "api_calls", "window_start": HOURS, "quantity": q}
+    )
+
+
+def test_hourly_nights_and_weekends_are_not_drops_before_seasonal_history():
+    # the first three weeks have no same-hour-of-week history: the same hour of day and the
+    # conservative all-references rule must not read quiet nights and weekends as drops
+    frames = [_business_hourly(f"b{i}", 300 * (i + 1), 10 + i) for i in range(12)]
+    out = score_series(pd.concat(frames, ignore_index=True), "hour")
+    assert not out["is_anomaly"].any(), out.loc[out["is_anomaly"], "explanation"].tolist()
+    # after three weeks the expected value is seasonal: a Saturday 14:00 expects weekend volume
+    sat = out[(out.customer_id == "b0") & (out.window_start == pd.Timestamp("2025-02-01 14:00"))]
+    weekday = out[
+        (out.customer_id == "b0") & (out.window_start == pd.Timestamp("2025-01-31 14:00"))
+    ]
+    assert sat["expected"].iloc[0] < 0.4 * weekday["expected"].iloc[0]
+
+
+def test_hourly_outage_is_not_a_level_shift_and_later_spike_is_seasonal():
+    frames = [_business_hourly(f"b{i}", 300 * (i + 1), 30 + i) for i in range(8)]
+    day = 23 * 24  # Wednesday of the fourth week
+    frames[0].loc[day : day + 23, "quantity"] = 0  # a day-long outage
+    frames[0].loc[day + 3 * 24 + 14, "quantity"] *= 10  # x10 at 14:00 three days later
+    out = score_series(pd.concat(frames, ignore_index=True), "hour")
+    one = out[out.customer_id == "b0"].reset_index(drop=True)
+    alerts = one[one.alert]
+    assert alerts["window_start"].tolist() == [HOURS[day], HOURS[day + 3 * 24 + 14]]
+    assert alerts["kind"].tolist() == ["drop", "spike"]
+    assert "level_shift" not in set(one["kind"].dropna())
+    assert "the usual 14:00 hour of ~" in alerts["explanation"].iloc[1]
+    assert not out.loc[out.customer_id != "b0", "is_anomaly"].any()
+
+
+def test_intermittent_zeros_are_not_drops():
+    rng = np.random.default_rng(11)
+    s = _series("bursty", 5_000, 12, sigma=0.1)
+    off = rng.random(len(s)) < 0.3  # no usage on ~30 % of days
+    s.loc[off, "quantity"] = 0.0
+    out = score_series(pd.concat([s, *_population(10)], ignore_index=True), "day")
+    one = out[out.customer_id == "bursty"]
+    zeros = one[one.observed == 0]
+    # once zeros are usual (two in the last 28 days) no zero is a drop
+    assert zeros.iloc[2:]["is_anomaly"].sum() == 0
+    assert one["alert"].sum() <= 2
+
+
+def test_hourly_ratio_guard_is_stricter():
+    p = AnomalyParams()
+    assert p.bucket_min_ratio("day") == p.min_ratio == 2.25
+    assert p.bucket_min_ratio("hour") == p.min_ratio_hourly == 4.0
+    assert p.bucket_min_volume("hour") == pytest.approx(100 / 24)

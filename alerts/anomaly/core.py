@@ -116,6 +116,9 @@ class Baseline:
     cold_start: np.ndarray  # bool: < cold_start_days of history since the series began
     shift: np.ndarray  # bool: a level shift was confirmed at this bucket
     shift_run: np.ndarray  # int: length of the run that confirmed it
+    ref_lo: np.ndarray  # conservative mode: lowest of the available references (log1p)
+    ref_hi: np.ndarray  # conservative mode: highest of the available references (log1p)
+    zero_normal: np.ndarray  # bool: zero buckets are usual for the series (intermittent usage)
 
     @property
     def z(self) -> np.ndarray:
@@ -126,13 +129,28 @@ def robust_baseline(grid: Grid, params: AnomalyParams) -> Baseline:
     """Sequential robust baseline that keeps flagged points out of its own history.
 
     For bucket t of every series: expected = median of the same weekday (hourly: same hour of the
-    week) over the previous K periods (6 weeks; hourly 4 weeks), each lagged value moved forward by the series' log-scale trend (the
-    difference of two trailing half-window medians); with fewer than 3 such values it falls back
-    to the trailing one-period median. Sigma = 1.4826 * MAD of past clean residuals, floored by the
-    Poisson noise of the expected count. Points with |z| >= exclude_z are not written to the clean
-    history. ``shift_buckets`` consecutive same-direction |z| >= shift_z confirm a level shift: the
-    clean history before the run is dropped so the baseline re-anchors on the new level, and the
-    series is scored conservatively again until it has cold_start_days of new history.
+    week) over the previous K periods (6 weeks; hourly 4 weeks), each lagged value moved forward
+    by the series' log-scale trend (the difference of the medians of two trailing half-windows of
+    whole weeks: daily 2-4 weeks each, hourly 1 week). With fewer than 3 such values it falls
+    back to (hourly) the median of the same hour of day over the previous 7 days, then to the
+    trailing one-period median (7 days / 24 hours). Sigma = RMS of the past clean residuals
+    (which are already cut at |z| < exclude_z, so it is robust), shrunk towards default_sigma
+    while few are known and floored by the Poisson noise of the expected count. Points with
+    |z| >= exclude_z are not written to the clean history. ``shift_buckets`` consecutive
+    same-direction |z| >= shift_z confirm a level shift: the clean history before the run is
+    dropped so the baseline re-anchors on the new level, and the series is scored conservatively
+    again until it has cold_start_days of new history.
+
+    Conservative buckets (cold start, re-learning, or no same-season history yet) are compared
+    with every reference available -- the fallback expected value and the median of the one or
+    two same-season lags that already exist -- and count as outliers (kept out of the history,
+    and flagged by the model) only when they are cold_ratio beyond all of them: a quiet Saturday
+    night is not a drop just because the fallback does not know about weekends yet.
+
+    Zero buckets are *usual* (``zero_normal``) when the raw history already holds at least
+    ``zero_normal_count`` zeros in the comparison window (daily: the previous 28 days; hourly:
+    the same hour of day over the previous 14 days): intermittent usage then keeps its zeros in
+    the history and a zero is not a drop.
     """
     X = grid.X
     n, T = X.shape
@@ -140,11 +158,13 @@ def robust_baseline(grid: Grid, params: AnomalyParams) -> Baseline:
     P = 168 if hourly else 7  # season period in buckets (hour of week / weekday)
     K = 4 if hourly else 6  # number of same-season lags
     S = 24 if hourly else 7  # short window
-    W = 168 if hourly else 14  # trend half window
-    M = 336 if hourly else 56  # residual window for MAD
+    W = 168 if hourly else 28  # trend half window (longest)
+    W_min = 168 if hourly else 14  # shortest half window used
+    M = 336 if hourly else 56  # residual window for sigma
     per_day = 24 if hourly else 1
     cold_buckets = params.cold_start_days * per_day
     max_slope = params.max_daily_trend / per_day
+    shift_buckets = params.shift_hours if hourly else params.shift_buckets
 
     L = np.log1p(np.clip(X, 0, None))
     C = L.copy()  # clean history
@@ -152,81 +172,123 @@ def robust_baseline(grid: Grid, params: AnomalyParams) -> Baseline:
     exp_log = np.full((n, T), np.nan)
     season_log = np.full((n, T), np.nan)
     short_log = np.full((n, T), np.nan)
+    ref_lo = np.full((n, T), np.nan)
+    ref_hi = np.full((n, T), np.nan)
     sigma = np.full((n, T), params.default_sigma)
     slope_m = np.zeros((n, T))
     seasonal = np.zeros((n, T), bool)
     conservative = np.ones((n, T), bool)
     shift = np.zeros((n, T), bool)
     shift_run = np.zeros((n, T), np.int64)
+    is_zero = X == 0  # NaN (before a series starts) is not zero
+    zero_normal = np.zeros((n, T), bool)
+    if hourly:  # zeros at the same hour of day over the previous 14 days
+        zc = np.zeros((n, T), np.int64)
+        for k in range(1, 15):
+            zc[:, 24 * k :] += is_zero[:, : T - 24 * k]
+    else:  # zeros over the previous 28 days
+        cs = np.concatenate([np.zeros((n, 1), np.int64), np.cumsum(is_zero, axis=1)], axis=1)
+        lo = np.clip(np.arange(T) - 28, 0, None)
+        zc = cs[:, np.arange(T)] - cs[:, lo]
+    zero_normal = zc >= params.zero_normal_count
     first = grid.first
     anchor = first.copy()
     run_len = np.zeros(n, np.int64)
     run_sign = np.zeros(n, np.int8)
     ks = np.arange(1, K + 1)
+    kd = np.arange(1, 8)  # same hour of day, previous 7 days (hourly fallback)
     rows = np.arange(n)
     log_cold = np.log(params.cold_ratio)
+    nan_n = np.full(n, np.nan)
 
     for t in range(1, T):
         live = first < t  # at least one earlier bucket
         if not live.any():
             continue
-        if t >= 2 * W:
-            a = _nanmedian(C[:, t - W : t])
-            b = _nanmedian(C[:, t - 2 * W : t - W])
-            slope = np.nan_to_num((a - b) / W, nan=0.0)
+        w = min(W, (t // 2) // P * P)  # whole weeks, so both halves hold the same weekdays
+        if w >= W_min:
+            a = _nanmedian(C[:, t - w : t])
+            b = _nanmedian(C[:, t - 2 * w : t - w])
+            slope = np.nan_to_num((a - b) / w, nan=0.0)
             slope = np.clip(slope, -max_slope, max_slope)
         else:
             slope = np.zeros(n)
         idx = t - P * ks
         keep = idx >= 0
-        if keep.sum() >= 3:
+        if keep.any():
             lagged = C[:, idx[keep]]
             n_seas = np.count_nonzero(~np.isnan(lagged), axis=1)
             seas_raw = _nanmedian(lagged)
             seas_adj = _nanmedian(lagged + slope[:, None] * (P * ks[keep])[None, :])
         else:
             n_seas = np.zeros(n, np.int64)
-            seas_raw = seas_adj = np.full(n, np.nan)
+            seas_raw = seas_adj = nan_n
+        use_seas = n_seas >= 3
+        if hourly and t >= 24:
+            idx_d = t - 24 * kd
+            keep_d = idx_d >= 0
+            lag_d = C[:, idx_d[keep_d]]
+            n_day = np.count_nonzero(~np.isnan(lag_d), axis=1)
+            day_med = _nanmedian(lag_d + slope[:, None] * (24 * kd[keep_d])[None, :])
+            use_day = n_day >= 3
+        else:
+            use_day = np.zeros(n, bool)
+            day_med = nan_n
         short = C[:, max(0, t - S) : t]
         n_short = np.count_nonzero(~np.isnan(short), axis=1)
         short_med = _nanmedian(short)
-        use_seas = n_seas >= 3
         fallback = np.where(n_short >= 3, short_med + slope * (min(S, t) + 1) / 2, np.nan)
+        fallback = np.where(use_day, day_med, fallback)
         # very young series: median of whatever exists
-        young = _nanmedian(C[:, max(0, t - S) : t])
-        e = np.where(use_seas, seas_adj, np.where(np.isnan(fallback), young, fallback))
+        e = np.where(use_seas, seas_adj, np.where(np.isnan(fallback), short_med, fallback))
+        e = np.clip(e, 0.0, None)  # the trend cannot take a log1p value below zero
+        # conservative references: the fallback and the one or two same-season lags that exist
+        part = np.where(n_seas >= 1, seas_adj, np.nan)
+        lo_ref = np.fmin(np.fmin(e, part), short_med)
+        hi_ref = np.fmax(np.fmax(e, part), short_med)
         Rw = R[:, max(0, t - M) : t]
         n_r = np.count_nonzero(~np.isnan(Rw), axis=1)
-        s = 1.4826 * _nanmedian(np.abs(Rw))
+        # RMS of the clean residuals (already cut at |z| < exclude_z, so it is robust; x1.03
+        # undoes most of that truncation)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            s = 1.03 * np.sqrt(np.nanmean(Rw**2, axis=1))
         # shrink towards default_sigma while few residuals are known
         n0 = 5.0
         s = np.sqrt((n_r * np.nan_to_num(s) ** 2 + n0 * params.default_sigma**2) / (n_r + n0))
         lam = np.expm1(np.nan_to_num(e, nan=0.0))
         s = np.maximum.reduce([s, np.full(n, params.min_sigma), np.sqrt(1.0 / (lam + 1.0))])
 
-        # conservative: cold start / re-learning, or no same-season history to compare with
-        cons = ((t - anchor) < cold_buckets) | ~use_seas
+        # conservative: cold start / re-learning, no same-season history to compare with, or
+        # intermittent usage (zeros are usual: the log-scale noise model does not hold)
+        cons = ((t - anchor) < cold_buckets) | ~use_seas | zero_normal[:, t]
         obs = L[:, t]
         dev = obs - e
         z = dev / s
         finite = live & ~np.isnan(e)
+        usual_zero = zero_normal[:, t] & is_zero[:, t]
         exp_log[:, t] = np.where(live, e, np.nan)
         season_log[:, t] = np.where(use_seas, seas_raw, e)
         short_log[:, t] = np.where(n_short >= 1, short_med, e)
+        ref_lo[:, t] = np.where(live, lo_ref, np.nan)
+        ref_hi[:, t] = np.where(live, hi_ref, np.nan)
         sigma[:, t] = s
         slope_m[:, t] = slope
         seasonal[:, t] = use_seas
         conservative[:, t] = cons
 
-        bad = np.where(cons, np.abs(dev) >= log_cold, np.abs(z) >= params.exclude_z)
-        bad &= finite
-        R[:, t] = np.where(finite & ~bad & ~cons, dev, np.nan)
-        C[bad, t] = np.nan
+        cold_out = (obs - hi_ref >= log_cold) | (lo_ref - obs >= log_cold)
+        bad = np.where(cons, cold_out, np.abs(z) >= params.exclude_z)
+        bad &= finite & ~usual_zero
+        R[:, t] = np.where(finite & ~bad & ~cons & ~usual_zero, dev, np.nan)
+        # usual zeros stay out of the history too: the reference is the level of active buckets
+        C[bad | usual_zero, t] = np.nan
 
-        sgn = np.where(finite & (np.abs(z) >= params.shift_z), np.sign(z), 0).astype(np.int8)
+        strong = finite & (np.abs(z) >= params.shift_z) & ~usual_zero
+        sgn = np.where(strong, np.sign(z), 0).astype(np.int8)
         run_len = np.where((sgn != 0) & (sgn == run_sign), run_len + 1, (sgn != 0).astype(np.int64))
         run_sign = sgn
-        confirmed = (run_len >= params.shift_buckets) & ~cons
+        confirmed = (run_len >= shift_buckets) & ~cons
         if confirmed.any():
             for r in rows[confirmed]:
                 start = t - run_len[r] + 1
@@ -254,6 +316,9 @@ def robust_baseline(grid: Grid, params: AnomalyParams) -> Baseline:
         cold_start,
         shift,
         shift_run,
+        ref_lo,
+        ref_hi,
+        zero_normal & valid,
     )
 
 
@@ -341,7 +406,8 @@ def assemble(
     exp_ = np.clip(np.nan_to_num(expected, nan=0.0), 0, None)
     minvol = params.bucket_min_volume(grid.granularity)
     up = obs > exp_
-    ratio_ok = np.where(up, obs >= params.min_ratio * exp_, obs * params.min_ratio <= exp_)
+    min_ratio = params.bucket_min_ratio(grid.granularity)
+    ratio_ok = np.where(up, obs >= min_ratio * exp_, obs * min_ratio <= exp_)
     volume_ok = (exp_ >= minvol) & (~up | (obs - exp_ >= minvol))
     # counting noise: the gap must exceed ~4 Poisson standard deviations (a zero hour at an
     # expected 5 events is not an incident)
