@@ -27,8 +27,9 @@ def _user_error_in(exc: BaseException) -> BaseException | None:
     what it was (their messages are one line, written for the user, free of secrets)."""
     from meterworks.ingest import IngestError
     from meterworks.stripe_sync import StripeSyncError
+    from meterworks.webhooks.cli import WebhookCommandError
 
-    expected = (CatalogError, IngestError, StripeSyncError, UserError)
+    expected = (CatalogError, IngestError, StripeSyncError, UserError, WebhookCommandError)
     seen = exc
     while seen is not None:
         if isinstance(seen, expected):
@@ -284,6 +285,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("dev", help="open the Dagster UI (dg dev) on this home")
     p.add_argument("--port", type=int, default=3000)
     p.set_defaults(func=cmd_dev)
+
+    from meterworks.webhooks.cli import add_webhooks_parser
+
+    add_webhooks_parser(sub)
     return parser
 
 

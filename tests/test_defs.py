@@ -28,6 +28,13 @@ def test_asset_graph(definitions) -> None:
                 frontier.append(parent)
     assert dg.AssetKey("raw_events") in ancestors
     assert dg.AssetKey("catalog_meters") in ancestors
+    # webhooks: queued after both alert assets, drained by their own sensor
+    assert graph.get(dg.AssetKey("webhook_messages")).parent_keys >= {
+        dg.AssetKey("fct_threshold_crossings"),
+        dg.AssetKey("fct_usage_anomalies"),
+    }
+    sensor = definitions.resolve_sensor_def("webhook_delivery_sensor")
+    assert sensor.job_name == "meterworks_webhook_delivery"
 
 
 def test_groups(definitions) -> None:

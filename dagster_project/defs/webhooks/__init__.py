@@ -1,0 +1,1 @@
+"""Customer webhooks: queue the alert outbox for delivery, and drain it (``meterworks.webhooks``)."""
