@@ -21,6 +21,7 @@ import jsonschema
 import pytest
 from svix.webhooks import Webhook
 
+from meterworks.warehouse import connect
 from meterworks.webhooks import DeliveryStore, EmbeddedSender, drain, enqueue_from_outbox
 from meterworks.webhooks.cli import add_webhooks_parser
 from meterworks.webhooks.outbox import sync_endpoints
@@ -455,3 +456,26 @@ def test_cli_reports_unknown_ids_as_one_line(store, tmp_path, capsys):
         assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3 and all(line.startswith("meterworks webhooks: ") for line in err)
+
+
+def test_enqueue_reads_only_the_outbox_since_the_newest_message_held(tmp_path, store):
+    """A copy starts a day before the newest alert the store holds, not at the beginning."""
+    from alerts.outbox import ensure_outbox, write_outbox
+
+    con = connect(tmp_path / "w.duckdb")
+
+    def alert(n: int) -> dict:
+        return {"alert_id": f"thr_{n:032x}", "event_type": "usage.threshold_crossed",
+                "customer_id": "acme", "n": n}  # fmt: skip
+
+    ensure_outbox(con)
+    write_outbox(con, [alert(i) for i in range(5)], T0 - timedelta(days=10))
+    first = enqueue_from_outbox(con, store, now=T0)
+    write_outbox(con, [alert(5)], T0 - timedelta(days=5))
+    second = enqueue_from_outbox(con, store, now=T0)
+    write_outbox(con, [alert(6)], T0 - timedelta(days=1))
+    third = enqueue_from_outbox(con, store, now=T0)
+    con.close()
+    assert (first.outbox_rows, first.messages_added) == (5, 5)
+    assert (second.outbox_rows, second.messages_added) == (6, 1)  # since 11 days ago
+    assert (third.outbox_rows, third.messages_added) == (2, 1)  # since 6 days ago

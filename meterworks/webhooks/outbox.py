@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import duckdb
@@ -57,7 +57,16 @@ def enqueue_from_outbox(
     now = now or utcnow()
     if not _has_outbox(con):
         return EnqueueResult(0, 0, 0)
-    ids = [row[0] for row in con.execute("select alert_id from alerts.outbox").fetchall()]
+    # alerts are written with their evaluation time: re-read a day before the newest one held
+    # (slack for clock skew between evaluations), never the whole history
+    latest = store.latest_message_created_at()
+    since = datetime(1970, 1, 1) if latest is None else latest - timedelta(days=1)
+    ids = [
+        row[0]
+        for row in con.execute(
+            "select alert_id from alerts.outbox where created_at >= ?", [since]
+        ).fetchall()
+    ]
     new_ids = sorted(set(ids) - store.known_message_ids(ids))
     added = created = 0
     for start in range(0, len(new_ids), chunk):

@@ -390,6 +390,12 @@ class DeliveryStore:
                 raise KeyError(endpoint_id)
 
     # -- messages ----------------------------------------------------------------------------
+    def latest_message_created_at(self) -> datetime | None:
+        """``created_at`` (the outbox's) of the newest message held: where the next copy of the
+        outbox can start, so a copy reads the new alerts, not the whole history."""
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.max(messages.c.created_at))).scalar()
+
     def known_message_ids(self, ids: Sequence[str]) -> set[str]:
         known: set[str] = set()
         with self.engine.connect() as conn:
