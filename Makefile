@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export METERWORKS_HOME ?= $(CURDIR)/data
 
-.PHONY: setup demo test test-slow lint format bench clean dev
+.PHONY: setup demo test test-slow lint format bench clean dev app
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,9 @@ bench: $(STAMP)  ## metering benchmark (10 M events by default; EVENTS=1000000 f
 
 dev: $(STAMP)  ## Dagster UI on $METERWORKS_HOME
 	$(BIN)/meterworks dev
+
+app: $(STAMP)  ## the Streamlit app on $METERWORKS_HOME (127.0.0.1:8501)
+	$(BIN)/meterworks app
 
 clean:
 	rm -rf dbt/target dbt/logs logs .pytest_cache .ruff_cache

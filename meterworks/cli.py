@@ -286,9 +286,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=3000)
     p.set_defaults(func=cmd_dev)
 
+    from app.cli import add_app_parser
     from meterworks.webhooks.cli import add_webhooks_parser
 
     add_webhooks_parser(sub)
+    add_app_parser(sub)
     return parser
 
 

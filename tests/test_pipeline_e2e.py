@@ -287,6 +287,75 @@ def test_mrr_report_of_the_last_closed_month_adds_up(small_demo, capsys) -> None
     assert {"Summary", "Customer movements", "Trend", "Notes"} <= set(workbook.sheetnames)
 
 
+def test_ops_adjustments_flow_into_the_projection_and_reconciliation(small_demo, capsys) -> None:
+    """Adjustments made through the app-state API reach the billing marts at the next build:
+    a usage adjustment that brings the planted unbilled period back to what was invoiced makes
+    it reconcile, and a credit on an open period is a negative line of the projected invoice.
+    (Last of the small-demo tests: it changes the warehouse.)"""
+    from meterworks.state import AdjustmentRequest, create_adjustment, make_engine, state_url
+    from meterworks.state import upgrade as upgrade_state
+
+    home, _, _ = small_demo
+    with open_warehouse(home / "warehouse.duckdb", read_only=True) as con:
+        unbilled = con.execute(
+            "select customer_id, meter_code, period_start, period_end, measured_quantity,"
+            " invoiced_quantity from marts.fct_invoice_reconciliation"
+            " where status = 'unbilled_usage' and invoiced_quantity is not null"
+            " order by customer_id limit 1"
+        ).fetchone()
+        customer, currency, start, end, before = con.execute(
+            "select customer_id, currency, period_start, period_end, sum(projected_amount)"
+            " from marts.fct_projected_invoice"
+            " where charge_type = 'metered' and currency is not null"
+            " group by all order by customer_id limit 1"
+        ).fetchone()
+    engine = make_engine(state_url(home))
+    upgrade_state(engine)
+    cust, meter, p_start, p_end, measured, invoiced = unbilled
+    usage = create_adjustment(
+        engine,
+        AdjustmentRequest(
+            customer_id=cust, kind="usage", period_start=p_start, period_end=p_end,
+            reason_code="usage_correction", note="late events counted after the invoice",
+            meter_code=meter, quantity=invoiced - measured,
+        ),
+        actor="ops@example.test",
+    )  # fmt: skip
+    create_adjustment(
+        engine,
+        AdjustmentRequest(
+            customer_id=customer, kind="credit", period_start=start, period_end=end,
+            reason_code="service_outage", note="4 h outage", amount_minor=1234, currency=currency,
+        ),
+        actor="ops@example.test",
+    )  # fmt: skip
+    engine.dispose()
+    assert main(["build", "--quiet"]) == 0
+    capsys.readouterr()
+    with open_warehouse(home / "warehouse.duckdb", read_only=True) as con:
+        row = con.execute(
+            "select status, measured_quantity, adjustment_quantity"
+            " from marts.fct_invoice_reconciliation"
+            " where customer_id = ? and meter_code = ? and period_start = ?",
+            [cust, meter, p_start],
+        ).fetchone()
+        credit = con.execute(
+            "select charge_type, amount_to_date, projected_amount, subscription_item_id"
+            " from marts.fct_projected_invoice where customer_id = ? and charge_type = 'credit'",
+            [customer],
+        ).fetchall()
+        after = con.execute(
+            "select sum(projected_amount) from marts.fct_projected_invoice"
+            " where customer_id = ? and currency = ? and period_start = ?"
+            " and charge_type in ('metered', 'credit')",
+            [customer, currency, start],
+        ).fetchone()[0]
+    assert row == ("matched", invoiced, invoiced - measured)
+    assert usage.adjustment_id.startswith("adj_")
+    assert [c[:3] for c in credit] == [("credit", -1234, -1234)]
+    assert after == pytest.approx(before - 1234, abs=50)  # the run rate moved a little since
+
+
 @pytest.mark.slow
 def test_full_default_demo_matches_its_manifest(home, dbt_manifest, capsys) -> None:
     """The exact README command (default size, ~0.9 M rows in five shapes)."""
