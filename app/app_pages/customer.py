@@ -127,9 +127,16 @@ else:
     meter = c1.selectbox(
         "Meter", meter_list, index=meter_list.index(default_meter), key="usage_meter"
     )
+    # a period a few days old draws a few bars: open on the previous one until a week has passed
+    as_of = projected["as_of"].iloc[0] if not projected.empty else pd.Timestamp.utcnow()
+    as_of = pd.Timestamp(as_of).tz_localize(None) if pd.Timestamp(as_of).tzinfo else as_of
+    young = len(periods) > 1 and (
+        pd.Timestamp(as_of) - pd.Timestamp(periods.iloc[0]["period_start"])
+    ) < pd.Timedelta(days=7)
     chosen = c2.selectbox(
         "Billing period",
         list(range(len(periods))),
+        index=1 if young else 0,
         format_func=lambda k: period(
             periods.iloc[k]["period_start"], periods.iloc[k]["period_end"]
         ),
