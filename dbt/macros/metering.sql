@@ -3,8 +3,16 @@
 
     `versions` names a relation or CTE with the columns of int_event_versions. Returns one
     row per (version, meter listening to its event name) whose filters all match, with the
-    meter's value, the canonical dimensions and the customer's local time. -#}
+    meter's value, the canonical dimensions and the customer's local time.
+
+    Every meter of the catalog table gets its own branch with constant JSON paths (see
+    meter_specs): a generic expression that reads the property names from the meter row builds
+    a JSON path per row and runs a lambda per group-by key and filter, about twice the cost of
+    the whole meter application. A meter row that matches no specialised definition (a unit
+    test's fixture, a catalog rewritten during the run) takes the generic branch, so the
+    result never depends on the catalog read at compile time. -#}
 {% macro apply_meters(versions) -%}
+    {%- set specs = meterworks.meter_specs() %}
     select
         v.transaction_id,
         v.event_seq,
@@ -14,20 +22,19 @@
         v.event_ts,
         m.meter_code,
         m.aggregation,
-        {{ meterworks.dimensions_json('m.group_by', 'v.properties') }} as dimensions,
-        case
-            when m.aggregation in ('sum', 'max', 'latest')
-                then {{ meterworks.to_quantity(meterworks.json_extract_text('v.properties', 'm.property')) }}
-        end as quantity,
-        case
-            when m.aggregation = 'unique_count'
-                then {{ meterworks.json_extract_text('v.properties', 'm.property') }}
-        end as unique_value,
+        {{ meterworks.meter_case(specs, 'dimensions', 'v.properties') }} as dimensions,
+        {{ meterworks.meter_case(specs, 'quantity', 'v.properties') }} as quantity,
+        {{ meterworks.meter_case(specs, 'unique_value', 'v.properties') }} as unique_value,
         o.timezone,
         o.offset_minutes,
         {{ dbt.dateadd('minute', 'o.offset_minutes', 'v.event_ts') }} as local_ts
     from {{ versions }} as v
-    inner join {{ ref('stg_meterworks__meters') }} as m
+    inner join (
+        select
+            mm.*,
+            {{ meterworks.meter_spec_index(specs, 'mm') }} as spec_index
+        from {{ ref('stg_meterworks__meters') }} as mm
+    ) as m
         on v.event_name = m.event_name
     left join {{ ref('stg_meterworks__customers') }} as c
         on v.customer_id = c.customer_id
@@ -35,7 +42,151 @@
         on
             coalesce(c.timezone, 'UTC') = o.timezone
             and {{ meterworks.floor_to_15_minutes('v.event_ts') }} = o.bucket_start_utc
-    where m.filter_count = 0 or {{ meterworks.filters_match('m.filters', 'v.properties') }}
+    where m.filter_count = 0 or {{ meterworks.meter_case(specs, 'filters_match', 'v.properties') }}
+{%- endmacro %}
+
+{#- The meters of the catalog table, read when the model runs (empty while parsing, or when
+    the table does not exist): a list
+    of {meter_code, event_name, aggregation, property, group_by_json, filters_json, group_by,
+    filters}. Meters whose group_by/filters are not the JSON the catalog writes are left out
+    (they take the generic branch). -#}
+{% macro meter_specs() -%}
+    {%- set specs = [] -%}
+    {#- from the graph, not source(): a unit test (empty graph) must not depend on it -#}
+    {%- set node = graph.get('sources', {}).get('source.meterworks.meterworks.catalog_meters') if execute -%}
+    {%- set relation = adapter.get_relation(
+        database=node.database, schema=node.schema, identifier=node.identifier
+    ) if node -%}
+    {%- if relation -%}
+        {%- set rows = run_query(
+            'select meter_code, event_name, aggregation, property, group_by, filters from '
+            ~ relation ~ ' order by meter_code limit 200'
+        ) -%}
+        {%- for row in rows -%}
+            {%- set group_by = fromjson(row[4]) -%}
+            {%- set filters = fromjson(row[5]) -%}
+            {%- if group_by is iterable and group_by is not mapping and group_by is not string
+                and filters is mapping -%}
+                {%- do specs.append({
+                    'meter_code': row[0], 'event_name': row[1], 'aggregation': row[2],
+                    'property': row[3], 'group_by_json': row[4], 'filters_json': row[5],
+                    'group_by': group_by, 'filters': filters,
+                }) -%}
+            {%- endif -%}
+        {%- endfor -%}
+    {%- endif -%}
+    {{ return(specs) }}
+{%- endmacro %}
+
+{#- A SQL string literal. -#}
+{% macro sql_literal(value) -%}
+    '{{ value | string | replace("'", "''") }}'
+{%- endmacro %}
+
+{#- 1-based index of the spec a meter row (alias `alias`, columns of stg_meterworks__meters)
+    matches exactly, else 0. -#}
+{% macro meter_spec_index(specs, alias) -%}
+    {%- if specs | length == 0 -%}
+        0
+    {%- else -%}
+        case
+        {%- for spec in specs %}
+            when
+                {{ alias }}.meter_code = {{ meterworks.sql_literal(spec.meter_code) }}
+                and {{ alias }}.event_name = {{ meterworks.sql_literal(spec.event_name) }}
+                and {{ alias }}.aggregation = {{ meterworks.sql_literal(spec.aggregation) }}
+                and {% if spec.property is none %}{{ alias }}.property is null{% else %}{{ alias }}.property = {{ meterworks.sql_literal(spec.property) }}{% endif %}
+                and {{ alias }}.group_by_json = {{ meterworks.sql_literal(spec.group_by_json) }}
+                and {{ alias }}.filters_json = {{ meterworks.sql_literal(spec.filters_json) }}
+                then {{ loop.index }}
+        {%- endfor %}
+            else 0
+        end
+    {%- endif -%}
+{%- endmacro %}
+
+{#- One column of the meter application (`dimensions`, `quantity`, `unique_value` or
+    `filters_match`) for a meter row `m` and event properties `properties`: a branch with
+    constant paths per spec, the generic expression for any other meter row. -#}
+{% macro meter_case(specs, column, properties) -%}
+    {%- set generic = meterworks.meter_column(column, properties) -%}
+    {%- if specs | length == 0 -%}
+        {{ generic }}
+    {%- else -%}
+        case m.spec_index
+        {%- for spec in specs %}
+            when {{ loop.index }} then {{ meterworks.meter_column(column, properties, spec) }}
+        {%- endfor %}
+            else {{ generic }}
+        end
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The expression of one meter-application column: generic (property names read from the
+    meter row `m`) or, with `spec`, for that one meter with its names as constants. -#}
+{% macro meter_column(column, properties, spec=none) -%}
+    {%- if column == 'dimensions' -%}
+        {%- if spec is none -%}
+            {{ meterworks.dimensions_json('m.group_by', properties) }}
+        {%- elif spec.group_by | length == 0 -%}
+            '{}'
+        {%- else -%}
+            {%- set parts = [] -%}
+            {%- for key in spec.group_by -%}
+                {%- set k = meterworks.sql_literal(key) -%}
+                {%- do parts.append(
+                    meterworks.json_quote_text(k) ~ " || ':' || "
+                    ~ meterworks.json_quote_text(meterworks.json_extract_text(properties, k))
+                ) -%}
+            {%- endfor -%}
+            {{ dbt.concat(["'{'", parts | join(" || ',' || "), "'}'"]) }}
+        {%- endif -%}
+    {%- elif column == 'quantity' -%}
+        {%- if spec is none -%}
+            case
+                when m.aggregation in ('sum', 'max', 'latest')
+                    then {{ meterworks.to_quantity(meterworks.json_extract_text(properties, 'm.property')) }}
+            end
+        {%- elif spec.aggregation in ('sum', 'max', 'latest') and spec.property is not none -%}
+            {{ meterworks.to_quantity(meterworks.json_extract_text(properties, meterworks.sql_literal(spec.property))) }}
+        {%- else -%}
+            cast(null as {{ meterworks.quantity_type() }})
+        {%- endif -%}
+    {%- elif column == 'unique_value' -%}
+        {%- if spec is none -%}
+            case
+                when m.aggregation = 'unique_count'
+                    then {{ meterworks.json_extract_text(properties, 'm.property') }}
+            end
+        {%- elif spec.aggregation == 'unique_count' and spec.property is not none -%}
+            {{ meterworks.json_extract_text(properties, meterworks.sql_literal(spec.property)) }}
+        {%- else -%}
+            cast(null as {{ dbt.type_string() }})
+        {%- endif -%}
+    {%- elif column == 'filters_match' -%}
+        {%- if spec is none -%}
+            {{ meterworks.filters_match('m.filters', properties) }}
+        {%- elif spec.filters | length == 0 -%}
+            true
+        {%- else -%}
+            {%- set conditions = [] -%}
+            {%- for key, allowed in spec.filters | dictsort -%}
+                {%- if allowed | length == 0 -%}
+                    {%- do conditions.append('false') -%}
+                {%- else -%}
+                    {%- set values = [] -%}
+                    {%- for value in allowed -%}
+                        {%- do values.append(meterworks.sql_literal(value)) -%}
+                    {%- endfor -%}
+                    {%- do conditions.append(
+                        'coalesce(' ~ meterworks.json_extract_text(properties, meterworks.sql_literal(key))
+                        ~ ' in (' ~ values | join(', ') ~ '), false)'
+                    ) -%}
+                {%- endif -%}
+            {%- endfor -%}
+            ({{ conditions | join(' and ') }})
+        {%- endif -%}
+    {%- endif -%}
 {%- endmacro %}
 
 {#- The incremental watermark of a usage model: the highest event_seq it has aggregated.

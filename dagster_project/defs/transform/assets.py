@@ -8,7 +8,11 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
 from dagster_project.defs.resources import MeterworksResource
-from dagster_project.defs.transform.project import meterworks_dbt_project
+from dagster_project.defs.transform.project import (
+    invocation_target_path,
+    meterworks_dbt_project,
+    save_partial_parse,
+)
 
 
 class MeterworksDbtTranslator(DagsterDbtTranslator):
@@ -72,6 +76,10 @@ def meterworks_dbt_models(
 ) -> Iterator[Any]:
     # dbt runs with cwd=dbt/: hand it the absolute warehouse path through its profile's env var.
     os.environ.update(meterworks.settings().dbt_env())
+    target_path = invocation_target_path("meterworks_dbt_models")
     yield from dbt.cli(
-        dbt_build_args(config.full_refresh, config.unit_tests, config.audit), context=context
+        dbt_build_args(config.full_refresh, config.unit_tests, config.audit),
+        context=context,
+        target_path=target_path,
     ).stream()
+    save_partial_parse(target_path)
