@@ -25,7 +25,14 @@ import pytest
 from meterworks.catalog import Catalog, load_catalog
 from meterworks.config import EXAMPLE_CATALOG
 from meterworks.demo import DemoSummary, generate_demo
-from meterworks.demo.simulate import API, simulate
+from meterworks.demo.simulate import (
+    API,
+    API_GUARD,
+    COMPLETION,
+    PREMIUM_MODEL,
+    TOKENS_GUARD,
+    simulate,
+)
 
 SMALL = {"seed": 7, "customers": 30, "days": 40, "end": date(2025, 3, 15)}
 
@@ -331,7 +338,8 @@ def test_anomaly_labels(demo):
     start = datetime.combine(SMALL["end"] - timedelta(days=SMALL["days"] - 1), datetime.min.time(), UTC)  # fmt: skip
     stop = datetime.combine(SMALL["end"] + timedelta(days=1), datetime.min.time(), UTC)
     for row in labels:
-        assert row["customer_id"] in ids and row["meter_code"] in {"api_calls", "tokens"}
+        assert row["customer_id"] in ids
+        assert row["meter_code"] in {"api_calls", "tokens", "premium_tokens"}
         lo, hi = (datetime.fromisoformat(row[k]) for k in ("start_utc", "end_utc"))
         assert start <= lo < hi <= stop
         assert float(row["factor"]) >= 0
@@ -353,8 +361,67 @@ def test_spikes_and_drops_are_visible_in_the_data():
             assert inside > 4 * usual, a
 
 
-def test_default_size_is_heavy_tailed_and_weekly():
-    truth = simulate(7, 200, 120, date(2025, 5, 31))
+@pytest.fixture(scope="module")
+def default_truth():
+    return simulate(7, 200, 120, date(2025, 5, 31))
+
+
+def test_default_labels_are_on_series_worth_a_page(default_truth):
+    """The default demo's labels sit on steady customers well above the volume guard, mix the
+    kinds, and some are recent: in the summary's 30 days, and in the first run's alert window."""
+    truth = default_truth
+    ev, cust = truth.events, truth.customers
+    local_day = (ev["ts"] - truth.t0) // 86_400  # UTC days: close enough for a median
+    kinds = Counter(a.kind for a in truth.anomalies)
+    assert set(kinds) == {"spike", "retry_storm", "drop_to_zero", "level_shift"}
+    assert kinds["spike"] >= 3
+    guards = {"api_calls": API_GUARD, "tokens": TOKENS_GUARD, "premium_tokens": TOKENS_GUARD}
+    for a in truth.anomalies:
+        assert cust.start_day[a.cust] == 0 and cust.stop_day[a.cust] == 120, a
+        mine = ev["cust"] == a.cust
+        if a.meter_code == "api_calls":
+            mine &= ev["etype"] == API
+            weights = None
+        else:
+            mine &= ev["etype"] == COMPLETION
+            if a.meter_code == "premium_tokens":
+                mine &= ev["a"] == PREMIUM_MODEL
+            weights = ev["b"][mine]
+        per_day = np.bincount(local_day[mine], weights=weights, minlength=120)
+        assert np.median(per_day) >= 2 * guards[a.meter_code], (a, np.median(per_day))
+        if a.kind == "drop_to_zero":
+            assert (a.end_ts - a.start_ts) >= 86_400 - 3600, a  # a day or more (DST)
+        if a.meter_code == "tokens" and cust.model_mix[a.cust, PREMIUM_MODEL] > 0:
+            assert any(
+                b.cust == a.cust and b.meter_code == "premium_tokens" and b.start_ts == a.start_ts
+                for b in truth.anomalies
+            ), a
+    recent = [a for a in truth.anomalies if a.start_ts >= truth.t1 - 30 * 86_400]
+    assert len({(a.cust, a.start_ts) for a in recent}) >= 4
+    assert any(a.start_ts >= truth.t1 - 2 * 86_400 for a in truth.anomalies)
+    assert any(a.kind == "retry_storm" and a.end_ts > truth.t1 - 6 * 3600 for a in truth.anomalies)
+
+
+def test_llm_usage_is_steady(default_truth):
+    """Customers using the completion API send dozens of completions a day or more; only those
+    with a real premium volume use the premium model."""
+    truth = default_truth
+    ev, cust = truth.events, truth.customers
+    comp = ev["etype"] == COMPLETION
+    active_days = np.maximum(cust.stop_day - cust.start_day, 1)
+    per_day = np.bincount(ev["cust"][comp], minlength=cust.n) / active_days
+    users = cust.completion_ratio > 0
+    assert 0.15 < users.mean() < 0.6
+    assert (per_day[~users] == 0).all()
+    steady = users & (cust.start_day == 0) & (cust.stop_day == 120)
+    assert np.median(per_day[steady]) >= 30
+    premium = np.bincount(ev["cust"][comp & (ev["a"] == PREMIUM_MODEL)], minlength=cust.n)
+    assert (premium > 0).sum() >= 5
+    assert (premium[steady] / 120 >= 15).sum() == (premium[steady] > 0).sum()
+
+
+def test_default_size_is_heavy_tailed_and_weekly(default_truth):
+    truth = default_truth
     ev = truth.events
     assert 600_000 < len(ev["ts"]) < 1_500_000
     api = ev["etype"] == API

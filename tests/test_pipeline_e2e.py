@@ -358,7 +358,7 @@ def test_ops_adjustments_flow_into_the_projection_and_reconciliation(small_demo,
 
 @pytest.mark.slow
 def test_full_default_demo_matches_its_manifest(home, dbt_manifest, capsys) -> None:
-    """The exact README command (default size, ~0.9 M rows in five shapes)."""
+    """The exact README command (default size, ~1.1 M rows in five shapes)."""
     assert main(["demo"]) == 0
     out = capsys.readouterr().out
     manifest = json.loads((home / "demo" / "manifest.json").read_text())

@@ -1,7 +1,8 @@
 """The demo's catalog.yml: meters, five plans with Stripe-shaped prices, every demo customer.
 
-Allowances are set from the simulated usage of each plan's customers (a bit above the plan's
-median month), so some customers cross their quota thresholds and some do not.
+Allowances are set from the simulated usage of each plan's customers (a bit above the median
+month of the plan's customers that use the meter), so some customers cross their quota
+thresholds and some do not.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import re
 
 import numpy as np
 
-from meterworks.demo.simulate import API, MODELS, PREMIUM_MODEL, TIMEZONES, Truth
+from meterworks.demo.simulate import API, MODELS, PREMIUM_MODEL, TIMEZONES, TOKENS_GUARD, Truth
 
 PLANS = ("free", "starter", "growth", "scale", "enterprise")
 PLAN_QUANTILES = (0.30, 0.60, 0.85, 0.96)  # by customer size
@@ -48,7 +49,8 @@ def assign_plans(truth: Truth) -> tuple[np.ndarray, dict[str, dict[str, int]]]:
         members = plan == p
         allowances[code] = {}
         for meter, usage in monthly.items():
-            median = float(np.median(usage[members])) if members.any() else 1.0
+            users = members & (usage > 0)  # a plan's allowance is sized for those who use it
+            median = float(np.median(usage[users])) if users.any() else 1.0
             value = max(nice(median * 1.15), nice(previous[meter] * 1.5 + 1))
             allowances[code][meter] = value
             previous[meter] = value
@@ -118,6 +120,16 @@ def render_catalog(
         "    property: seats",
         "    unit: seat",
         "    description: seats at the end of the period (last reported value)",
+        "",
+        "# Usage anomaly model: its defaults (a 100-units-a-day volume guard, daily and hourly",
+        "# scoring of counts and sums) suit request counts. Token meters sum completions of very",
+        "# different lengths: an LLM customer's day holds dozens to hundreds of them and is steady,",
+        "# but an hour holds a handful, and an hour without one is no outage. So tokens are scored",
+        f"# by day, and a customer under {TOKENS_GUARD:,.0f} tokens a day (a few dollars) pages no one.",
+        "anomaly:",
+        "  meters:",
+        f"    tokens: {{min_volume: {TOKENS_GUARD:.0f}, hourly: false}}",
+        f"    premium_tokens: {{min_volume: {TOKENS_GUARD:.0f}, hourly: false}}",
         "",
         "plans:",
         "  - code: free",
