@@ -33,6 +33,10 @@ def test_asset_graph(definitions) -> None:
         dg.AssetKey("fct_threshold_crossings"),
         dg.AssetKey("fct_usage_anomalies"),
     }
+    # steps that open the DuckDB file share one pool (deploy/dagster.yaml limits it to 1)
+    for key in ("raw_events", "stripe_objects", "fct_usage_anomalies", "app_snapshot",
+                "webhook_messages", "fct_meter_totals"):  # fmt: skip
+        assert graph.get(dg.AssetKey(key)).pools == {"meterworks_duckdb"}, key
     sensor = definitions.resolve_sensor_def("webhook_delivery_sensor")
     assert sensor.job_name == "meterworks_webhook_delivery"
 

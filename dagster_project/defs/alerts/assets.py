@@ -16,11 +16,13 @@ from alerts.thresholds import (
     spend_thresholds_from_catalog,
     thresholds_from_catalog,
 )
+from dagster_project.defs.concurrency import DUCKDB_POOL
 from dagster_project.defs.resources import MeterworksResource
 from meterworks.warehouse import open_warehouse
 
 
 @dg.asset(
+    pool=DUCKDB_POOL,
     key="fct_threshold_crossings",
     group_name="alerts",
     kinds={"duckdb"},
@@ -60,6 +62,7 @@ def fct_threshold_crossings(
 
 
 @dg.asset(
+    pool=DUCKDB_POOL,
     key="fct_usage_anomalies",
     group_name="alerts",
     kinds={"duckdb", "scikitlearn"},

@@ -6,6 +6,7 @@ The logic lives in ``meterworks.state`` (adjustments, SQLAlchemy) and ``meterwor
 
 import dagster as dg
 
+from dagster_project.defs.concurrency import DUCKDB_POOL
 from dagster_project.defs.resources import MeterworksResource
 from meterworks.snapshot import publish_snapshot, snapshot_path
 from meterworks.state import export_adjustments, make_engine, state_url, upgrade
@@ -31,6 +32,7 @@ APP_SOURCES = [
 
 
 @dg.asset(
+    pool=DUCKDB_POOL,
     key="adjustments",
     group_name="app",
     kinds={"duckdb", "sqlalchemy"},
@@ -56,6 +58,7 @@ def adjustments(
 
 
 @dg.asset(
+    pool=DUCKDB_POOL,
     key="app_snapshot",
     group_name="app",
     kinds={"duckdb", "streamlit"},

@@ -5,6 +5,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
+from dagster_project.defs.concurrency import DUCKDB_POOL
 from dagster_project.defs.resources import MeterworksResource
 from meterworks import inbox
 from meterworks.ingest import ingest_files
@@ -32,6 +33,7 @@ RAW_ASSETS = ("raw_events", "raw_quarantine", "raw_ingest_batches")
 
 
 @dg.multi_asset(
+    pool=DUCKDB_POOL,
     group_name="ingest",
     specs=[
         dg.AssetSpec(
@@ -87,6 +89,7 @@ def catalog(meterworks: MeterworksResource):
 
 
 @dg.multi_asset(
+    pool=DUCKDB_POOL,
     group_name="ingest",
     specs=[
         dg.AssetSpec(

@@ -5,6 +5,7 @@ from collections.abc import Iterator
 
 import dagster as dg
 
+from dagster_project.defs.concurrency import DUCKDB_POOL
 from dagster_project.defs.resources import MeterworksResource
 from dagster_project.defs.revenue.partitions import monthly_report_partitions
 from meterworks.pricing import minor_unit_exponent
@@ -14,6 +15,7 @@ from meterworks.warehouse import open_warehouse
 
 
 @dg.asset(
+    pool=DUCKDB_POOL,
     key="mrr_report",
     group_name="revenue",
     partitions_def=monthly_report_partitions,

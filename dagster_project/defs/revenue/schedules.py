@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from dagster_project.defs.pipeline import WAREHOUSE_EXECUTOR, WAREHOUSE_RUN_TAGS
 from dagster_project.defs.revenue.assets import mrr_report
 from dagster_project.defs.revenue.partitions import monthly_report_partitions
 
@@ -11,6 +12,9 @@ mrr_report_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(mrr_report),
     partitions_def=monthly_report_partitions,
     description="Write the finance MRR report (CSV + Excel) for one closed month.",
+    # it reads the warehouse: not beside a build (DuckDB refuses a reader next to a writer)
+    tags=WAREHOUSE_RUN_TAGS,
+    executor_def=WAREHOUSE_EXECUTOR,
 )
 
 #: 06:00 UTC on the 1st: the partition of the month that closed at midnight

@@ -4,6 +4,7 @@ credit notes and billing meters (latest version per id)."""
 import dagster as dg
 from pydantic import Field
 
+from dagster_project.defs.concurrency import DUCKDB_POOL
 from dagster_project.defs.resources import MeterworksResource
 from dagster_project.defs.stripe.resources import StripeResource
 from meterworks.stripe_sync import StripeExportSource, ensure_stripe_schema, sync_stripe
@@ -17,6 +18,7 @@ class StripeSyncConfig(dg.Config):
 
 
 @dg.asset(
+    pool=DUCKDB_POOL,
     key="stripe_objects",
     group_name="stripe",
     kinds={"stripe", "duckdb"},

@@ -7,6 +7,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
+from dagster_project.defs.concurrency import dbt_pool
 from dagster_project.defs.resources import MeterworksResource
 from dagster_project.defs.transform.project import (
     invocation_target_path,
@@ -67,6 +68,7 @@ class DbtBuildConfig(dg.Config):
     manifest=meterworks_dbt_project.manifest_path,
     project=meterworks_dbt_project,
     dagster_dbt_translator=MeterworksDbtTranslator(),
+    pool=dbt_pool(),
 )
 def meterworks_dbt_models(
     context: dg.AssetExecutionContext,

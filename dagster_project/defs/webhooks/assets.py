@@ -7,6 +7,7 @@ separate), so the delivery sensor can run it while a build holds the warehouse.
 
 import dagster as dg
 
+from dagster_project.defs.concurrency import DUCKDB_POOL
 from dagster_project.defs.resources import MeterworksResource
 from meterworks.warehouse import open_warehouse
 from meterworks.webhooks import (
@@ -22,6 +23,7 @@ ALERT_ASSETS = [dg.AssetKey("fct_threshold_crossings"), dg.AssetKey("fct_usage_a
 
 
 @dg.asset(
+    pool=DUCKDB_POOL,
     key="webhook_messages",
     group_name="webhooks",
     kinds={"duckdb", "sqlite"},
