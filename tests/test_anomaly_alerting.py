@@ -269,3 +269,25 @@ def test_catalog_rejects_bad_anomaly_settings():
         parse_catalog({**CATALOG, "anomaly": {"min_ratio": 0.5}})
     with pytest.raises(CatalogError, match=r"anomaly.*sensitivity"):
         parse_catalog({**CATALOG, "anomaly": {"sensitivity": 3}})
+
+
+def test_scoring_in_chunks_covers_every_series(con, monkeypatch):
+    """Big warehouses are scored a few thousand series at a time (bounded memory)."""
+    import alerts.anomaly.alerting as alerting
+
+    monkeypatch.setattr(alerting, "SERIES_PER_CHUNK", 7)
+    series = _population()
+    spiky = _hourly_usage(99, 8_000)
+    storm = (DAYS - 1) * 24 + 19  # within the 6-hour look-back of the first run
+    spiky[storm : storm + 3] *= 40
+    series["c_utc"] = spiky
+    _load(con, series)
+    run = detect_anomalies(con, now=END_UTC + timedelta(hours=1), policies=POLICIES)
+    assert run.runs["hour"].series == 25 and run.runs["day"].series == 50
+    rows = con.execute(
+        f"select granularity, count(distinct (customer_id, meter_code)) from {MART} group by 1"
+    ).fetchall()
+    assert sorted(rows) == [("day", 50), ("hour", 25)]
+    assert [(p["customer_id"], p["window_start"]) for p in alerts_in_outbox(con)] == [
+        ("c_utc", "2026-03-08T19:00:00")
+    ]

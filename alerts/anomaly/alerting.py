@@ -298,21 +298,34 @@ def _utc(local: pd.Series, timezones: pd.Series) -> pd.Series:
     return out
 
 
+#: series scored per call: bounds memory (the model works on series x buckets matrices) at
+#: 10,000 customers x several meters x 49 days of hours; each chunk fits its own scorer
+SERIES_PER_CHUNK = 2_000
+
+
 def _score(
-    usage: pd.DataFrame, granularity: Granularity, policies: Mapping[str, MeterPolicy]
+    usage: pd.DataFrame,
+    granularity: Granularity,
+    policies: Mapping[str, MeterPolicy],
+    keep_from: pd.Timestamp,
 ) -> pd.DataFrame:
-    """Score the meters in groups of equal parameters (usually one group)."""
+    """Score the meters in groups of equal parameters (usually one group), at most
+    ``SERIES_PER_CHUNK`` series at a time, keeping the buckets from ``keep_from`` on."""
     frames = []
     groups: dict[AnomalyParams, list[str]] = {}
     for code in usage["meter_code"].unique():
         groups.setdefault(policies[code].params, []).append(code)
     for params, codes in groups.items():
         part = usage[usage["meter_code"].isin(codes)]
-        frames.append(
-            score_series(
-                part[["customer_id", "meter_code", "window_start", "quantity"]], granularity, params
-            )
+        series, _ = pd.factorize(
+            pd.MultiIndex.from_arrays([part["customer_id"], part["meter_code"]])
         )
+        for chunk in range(int(series.max()) // SERIES_PER_CHUNK + 1 if len(series) else 0):
+            rows = part[series // SERIES_PER_CHUNK == chunk]
+            scored = score_series(
+                rows[["customer_id", "meter_code", "window_start", "quantity"]], granularity, params
+            )
+            frames.append(scored[scored["window_start"] >= keep_from])
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
@@ -385,7 +398,8 @@ def _run_granularity(
         return run
     usage["window_start"] = pd.to_datetime(usage["window_start"])
     zones = usage.groupby(["customer_id", "meter_code"])["timezone"].first()
-    scored = _score(usage, granularity, policies)
+    cutoff = pd.Timestamp(watermark).floor("D") - pd.Timedelta(days=rewrite_days)
+    scored = _score(usage, granularity, policies, keep_from=cutoff)
     scored = scored.join(zones, on=["customer_id", "meter_code"])
     scored["timezone"] = scored["timezone"].fillna("UTC")
     # the grid zero-fills every series to the latest bucket of any zone: keep each series'
@@ -393,8 +407,7 @@ def _run_granularity(
     scored = scored[
         scored["window_start"] <= _last_complete(scored["timezone"], watermark, granularity)
     ]
-    cutoff = pd.Timestamp(watermark).floor("D") - pd.Timedelta(days=rewrite_days)
-    out = scored[scored["window_start"] >= cutoff].copy()
+    out = scored.copy()
     out["window_start_utc"] = _utc(out["window_start"], out["timezone"])
     out["alert_id"] = [
         alert_id_for(c, m, granularity, w) if a else None
