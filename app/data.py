@@ -2,22 +2,28 @@
 (``$METERWORKS_HOME/snapshot.duckdb``, see ``meterworks.snapshot``), never the warehouse
 itself, so a running materialization neither blocks the app nor is blocked by it.
 
-Each query opens the snapshot read-only, runs, and closes; results are cached for a short TTL
-and keyed by the snapshot file's modification time, so a new snapshot shows at once.
+Queries run on cursors of one read-only connection per snapshot file version (opened on first
+use, dropped when a newer file appears); results are cached for a short TTL and keyed by the
+snapshot file's modification time, so a new snapshot shows at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pandas as pd
 import streamlit as st
 from sqlalchemy.engine import Engine
 
 from meterworks.config import settings
-from meterworks.snapshot import open_snapshot, snapshot_path
+from meterworks.snapshot import snapshot_path
 
 TTL_SECONDS = 60
 EMPTY_STATE = (
@@ -45,10 +51,66 @@ def snapshot_version() -> int | None:
         return None
 
 
+SNAPSHOT_ALIAS = "snapshot"
+_CONNECTIONS: dict[str, tuple[int, duckdb.DuckDBPyConnection]] = {}
+_CONNECTIONS_LOCK = threading.Lock()
+
+
+def _open(path: str) -> tuple[int, duckdb.DuckDBPyConnection]:
+    """A read-only connection to the snapshot file at ``path`` now, and that file's version.
+
+    The file is ATTACHed to an in-memory database of its own rather than opened with
+    ``duckdb.connect(path)``: DuckDB caches one database instance per path in a process, which
+    would hand the previous file back while a session still reads it. On Linux the file is
+    opened first and attached as ``/proc/self/fd/N``, so the connection reads exactly the file
+    whose version was taken, even if a publish renames a new one over it meanwhile."""
+    con = duckdb.connect(":memory:")
+    if not Path("/proc/self/fd").is_dir():
+        version = os.stat(path).st_mtime_ns
+        quoted = path.replace("'", "''")
+        con.execute(f"attach '{quoted}' as {SNAPSHOT_ALIAS} (read_only)")
+        return version, con
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        version = os.fstat(fd).st_mtime_ns
+        con.execute(f"attach '/proc/self/fd/{fd}' as {SNAPSHOT_ALIAS} (read_only)")
+    finally:
+        os.close(fd)  # DuckDB holds its own handle on the file
+    return version, con
+
+
+@contextlib.contextmanager
+def _cursor(path: str, version: int) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A cursor on the process's connection to this version of the snapshot: the file is opened
+    once per version (tens of ms on a large snapshot), not once per query. A session still
+    reading an older version keeps that connection alive until its query ends."""
+    with _CONNECTIONS_LOCK:
+        held = _CONNECTIONS.get(path)
+        if held is None or held[0] < version:
+            _CONNECTIONS.pop(path, None)  # let the older file go once its last query ends
+            held = _CONNECTIONS[path] = _open(path)
+        con = held[1]
+        cursor = con.cursor()  # (made under the lock: a connection is not thread-safe)
+    try:
+        cursor.execute(f"use {SNAPSHOT_ALIAS}")
+        cursor.execute("set TimeZone = 'UTC'")
+        yield cursor
+    finally:
+        cursor.close()
+
+
 @st.cache_data(ttl=TTL_SECONDS, show_spinner=False, max_entries=512)
 def _frame(path: str, version: int, sql: str, params: tuple[Any, ...]) -> pd.DataFrame:
-    with open_snapshot(path) as con:
+    with _cursor(path, version) as con:
         return con.execute(sql, list(params)).df()
+
+
+def cursor() -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]:
+    """A read-only cursor on the current snapshot (``NoSnapshot`` when there is none)."""
+    version = snapshot_version()
+    if version is None:
+        raise NoSnapshot(str(snapshot_file()))
+    return _cursor(str(snapshot_file()), version)
 
 
 def frame(sql: str, params: tuple[Any, ...] | list[Any] = ()) -> pd.DataFrame:
@@ -57,6 +119,25 @@ def frame(sql: str, params: tuple[Any, ...] | list[Any] = ()) -> pd.DataFrame:
     if version is None:
         raise NoSnapshot(str(snapshot_file()))
     return _frame(str(snapshot_file()), version, sql, tuple(params))
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False, max_entries=16)
+def _csv(path: str, version: int, sql: str, params: tuple[Any, ...]) -> bytes:
+    with tempfile.TemporaryDirectory(prefix="meterworks-csv-") as tmp:
+        out = Path(tmp) / "export.csv"
+        with _cursor(path, version) as con:
+            con.execute(f"copy ({sql}) to '{out}' (format csv, header)", list(params))
+        return out.read_bytes()
+
+
+def csv(sql: str, params: tuple[Any, ...] | list[Any] = ()) -> bytes:
+    """The query's result as CSV with a header, written by DuckDB: decimals exact, timestamps
+    as ``YYYY-MM-DD HH:MM:SS`` (UTC), NULL as an empty field; no pandas on the way, so a large
+    export stays cheap."""
+    version = snapshot_version()
+    if version is None:
+        raise NoSnapshot(str(snapshot_file()))
+    return _csv(str(snapshot_file()), version, sql, tuple(params))
 
 
 def scalar(sql: str, params: tuple[Any, ...] | list[Any] = ()) -> Any:

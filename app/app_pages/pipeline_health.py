@@ -15,7 +15,6 @@ import streamlit as st
 from app import auth, data
 from app.formatting import when
 from meterworks import health
-from meterworks.snapshot import open_snapshot
 
 auth.page_guard()
 st.title("Pipeline health")
@@ -51,7 +50,7 @@ def dagster_materializations(dagster_home: str) -> pd.DataFrame:
 
 @st.cache_data(ttl=60, show_spinner=False)
 def ingest_figures(path: str, version: int) -> tuple[dict[str, int], dict[str, int]]:
-    with open_snapshot(path) as con:
+    with data.cursor() as con:
         return health.totals(con), health.quarantine_by_reason(con)
 
 
