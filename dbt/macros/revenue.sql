@@ -43,8 +43,39 @@
         as decimal(38, 0)) * cast(0.000001 as decimal(7, 6)))
 {%- endmacro %}
 
+{#- Spark has no 128-bit integer: the same arithmetic in decimal(38, 0), whose `div` truncates
+    exactly (the quotient, about numerator × 1e6 / denominator, fits a bigint up to 9.2e12 minor
+    units per month). -#}
+{% macro spark__exact_divide(numerator_expression, denominator_expression) -%}
+    {%- set scaled = 'cast(round(cast(' ~ numerator_expression ~ ' as decimal(38, 12)) * 1000000000000, 0) as decimal(38, 0))' -%}
+    {%- set denominator = 'cast(' ~ denominator_expression ~ ' as decimal(38, 0))' -%}
+    (cast(
+        case when {{ scaled }} < 0 then -1 else 1 end
+        * ((abs({{ scaled }}) * 2 + {{ denominator }} * 1000000) div ({{ denominator }} * 2000000))
+        as decimal(38, 0)) * cast(0.000001 as decimal(7, 6)))
+{%- endmacro %}
+
 {#- Month m's mid-month instant (the 15th, 00:00 UTC): a licensed line's service period
     counts in month m when it contains this instant. -#}
 {% macro mid_month_instant(month_expression) -%}
     (cast({{ month_expression }} as timestamp) + interval 14 day)
+{%- endmacro %}
+
+{#- The FX table as a relation (currency, month date, rate_to_reporting text). DuckDB reads the
+    CSV itself; Spark reads the copy meterworks.engine.lake exports to the lake (the same
+    read_csv, so both engines see the same rows). -#}
+{% macro fx_rates_relation() -%}
+    {{ return(adapter.dispatch('fx_rates_relation', 'meterworks')()) }}
+{%- endmacro %}
+
+{% macro default__fx_rates_relation() -%}
+    read_csv(
+        '{{ meterworks.fx_rates_path() }}',
+        header = true,
+        columns = { 'currency': 'VARCHAR', 'month': 'DATE', 'rate_to_reporting': 'VARCHAR' }
+    )
+{%- endmacro %}
+
+{% macro spark__fx_rates_relation() -%}
+    raw.fx_rates
 {%- endmacro %}

@@ -31,7 +31,7 @@ select
     l.amount as gross_amount,
     coalesce(c.credited_quantity, 0) as credited_quantity,
     coalesce(c.credited_amount, 0) as credited_amount,
-    l.quantity - coalesce(c.credited_quantity, 0) as net_quantity,
+    {{ meterworks.add_quantities('l.quantity', '-coalesce(c.credited_quantity, 0)') }} as net_quantity,
     l.amount - coalesce(c.credited_amount, 0) as net_amount
 from {{ ref('stg_stripe__invoice_lines') }} as l
 inner join invoices as i on l.invoice_id = i.invoice_id

@@ -27,7 +27,7 @@ by_lookup_key as (
     inner join meters as m
         on
             p.lookup_key = m.meter_code
-            or p.lookup_key like '%\_' || m.meter_code escape '\'
+            or right(p.lookup_key, length(m.meter_code) + 1) = '_' || m.meter_code
 )
 
 select

@@ -8,8 +8,4 @@ select
     cast(month as date) as month,  -- noqa: RF04
     cast(rate_to_reporting as decimal(18, 10)) as rate_to_reporting,
     lower(trim(currency)) as currency
-from read_csv(
-    '{{ meterworks.fx_rates_path() }}',
-    header = true,
-    columns = { 'currency': 'VARCHAR', 'month': 'DATE', 'rate_to_reporting': 'VARCHAR' }
-)
+from {{ meterworks.fx_rates_relation() }}

@@ -133,28 +133,34 @@ service_periods as (
     select * from item_periods
 ),
 
-line_months as (
+candidate_months as (
     select
         b.*,
-        cast(m.month as date) as month  -- noqa: RF04
+        cast(m.month_start as date) as month,  -- noqa: RF04
+        row_number() over (
+            partition by b.item_key, cast(m.month_start as date)
+            order by b.period_start desc, b.precedence asc, b.invoice_line_id desc
+        ) as month_rank
     from service_periods as b
     cross join as_of as a
-    cross join
-        lateral (
-            select unnest(generate_series(
-                date_trunc('month', b.period_start),
-                date_trunc('month', b.service_end),
-                interval 1 month
-            )) as month  -- noqa: RF04
-        ) as m
+    {{ meterworks.cross_join_unnest(
+        meterworks.series(
+            "date_trunc('month', b.period_start)",
+            "date_trunc('month', b.service_end)",
+            'interval 1 month'
+        ),
+        'm',
+        'month_start'
+    ) }}
     where
-        {{ meterworks.mid_month_instant('m.month') }} >= b.period_start
-        and {{ meterworks.mid_month_instant('m.month') }} < b.service_end
-        and cast(m.month as date) < a.current_month
-    qualify row_number() over (
-            partition by b.item_key, cast(m.month as date)
-            order by b.period_start desc, b.precedence asc, b.invoice_line_id desc
-        ) = 1
+        {{ meterworks.mid_month_instant('m.month_start') }} >= b.period_start
+        and {{ meterworks.mid_month_instant('m.month_start') }} < b.service_end
+        and cast(m.month_start as date) < a.current_month
+),
+
+line_months as (
+    select * from candidate_months
+    where month_rank = 1
 ),
 
 history as (

@@ -42,7 +42,7 @@ lines as (
         subscription_item_id,
         period_start,
         period_end,
-        {{ dbt.listagg('distinct invoice_id', "','") }} as invoice_ids,
+        {{ meterworks.sorted_distinct_string_agg('invoice_id', "','") }} as invoice_ids,
         count(*) as invoice_lines,
         sum(gross_quantity) as gross_quantity,
         sum(credited_quantity) as credited_quantity,
@@ -79,7 +79,8 @@ joined as (
         l.credited_amount,
         l.invoiced_amount,
         l.finalized_at,
-        coalesce(m.quantity, 0) + coalesce(adj.adjustment_quantity, 0) as measured_quantity,
+        {{ meterworks.add_quantities('coalesce(m.quantity, 0)', 'coalesce(adj.adjustment_quantity, 0)') }}
+            as measured_quantity,
         coalesce(m.event_count, 0) as measured_event_count,
         coalesce(adj.adjustment_quantity, 0) as adjustment_quantity,
         exists(
@@ -121,7 +122,8 @@ compared as (
     select
         j.*,
         r.amount as expected_amount,
-        j.measured_quantity - coalesce(j.invoiced_quantity, 0) as quantity_delta,
+        {{ meterworks.add_quantities('j.measured_quantity', '-coalesce(j.invoiced_quantity, 0)') }}
+            as quantity_delta,
         coalesce(j.invoiced_amount, 0) - r.amount as amount_delta,
         {{ quantity_tolerance }} * abs(j.measured_quantity) as quantity_tolerance
     from joined as j

@@ -48,7 +48,7 @@ rolled as (
         {{ meterworks.add_interval('c.current_period_start', 'c.billing_interval', intervals_after) }}
             as period_end
     from charges as c
-    cross join (select unnest(range(0, 60)) as n) as k
+    cross join (select {{ meterworks.unnest(meterworks.int_range(0, 60)) }} as n) as k
     where
         c.charge_source = 'stripe'
         and c.subscription_status in ('active', 'trialing', 'past_due')
@@ -97,7 +97,7 @@ history_days as (
         cast({{ dbt.dateadd('day', '-d.day_offset', local_today) }} as date) as usage_date
     from windows as w
     cross join as_of as a
-    cross join (select unnest(range(1, 29)) as day_offset) as d
+    cross join (select {{ meterworks.unnest(meterworks.int_range(1, 29)) }} as day_offset) as d
 ),
 
 history as (
@@ -119,12 +119,13 @@ weekday_rate as (
     select
         window_key,
         dayofweek(usage_date) as day_of_week,
-        avg(quantity) as daily_quantity
+        sum(quantity) as history_quantity,
+        count(*) as history_days
     from history
     group by 1, 2
 ),
 
--- the local days left in the period, each with the share of it still to come
+-- the local days left in the period, each with the seconds of it still to come
 remaining_days as (
     select
         w.window_key,
@@ -132,30 +133,44 @@ remaining_days as (
         greatest(
             0,
             {{ dbt.datediff(share_start, share_end, 'second') }}
-        ) / 86400.0 as day_share
+        ) as remaining_seconds
     from windows as w
     cross join as_of as a
-    cross join lateral (
-        select
-            unnest(
-                generate_series(
-                    cast({{ local_today }} as timestamp),
-                    cast(cast({{ meterworks.utc_to_local('w.period_end', 'w.timezone') }} as date) as timestamp),
-                    interval 1 day
-                )
-            ) as local_day
-    ) as d
+    {{ meterworks.cross_join_unnest(
+        meterworks.series(
+            'cast(' ~ local_today ~ ' as timestamp)',
+            'cast(cast(' ~ meterworks.utc_to_local('w.period_end', 'w.timezone') ~ ' as date) as timestamp)',
+            'interval 1 day'
+        ),
+        'd',
+        'local_day'
+    ) }}
 ),
 
+remaining_weekdays as (
+    select
+        window_key,
+        dayofweek(local_day) as day_of_week,
+        sum(remaining_seconds) as remaining_seconds
+    from remaining_days
+    group by 1, 2
+),
+
+-- per weekday: remaining seconds x that weekday's mean daily usage / 86400, in exact decimals
+-- (rounded half-up to the quantity's 9 places once per weekday), the same on every engine
 projection as (
     select
         r.window_key,
-        sum(cast(r.day_share as decimal(18, 9)) * coalesce(wr.daily_quantity, 0)) as remaining_quantity
-    from remaining_days as r
+        sum(
+            {{ meterworks.quantity_divide(
+                'r.remaining_seconds * wr.history_quantity', 'wr.history_days * 86400'
+            ) }}
+        ) as remaining_quantity
+    from remaining_weekdays as r
     left join weekday_rate as wr
         on
             r.window_key = wr.window_key
-            and dayofweek(r.local_day) = wr.day_of_week
+            and r.day_of_week = wr.day_of_week
     group by 1
 ),
 
@@ -163,13 +178,14 @@ projection as (
 metered as (
     select
         w.*,
-        t.quantity + coalesce(adj.adjustment_quantity, 0) as quantity_to_date,
+        {{ meterworks.add_quantities('t.quantity', 'coalesce(adj.adjustment_quantity, 0)') }}
+            as quantity_to_date,
         case
             when m.aggregation in ('count', 'sum')
-                then
-                    t.quantity + coalesce(adj.adjustment_quantity, 0)
-                    + cast(coalesce(p.remaining_quantity, 0) as {{ meterworks.quantity_type() }})
-            else t.quantity + coalesce(adj.adjustment_quantity, 0)
+                then {{ meterworks.add_quantities(
+                    't.quantity', 'coalesce(adj.adjustment_quantity, 0)', 'coalesce(p.remaining_quantity, 0)'
+                ) }}
+            else {{ meterworks.add_quantities('t.quantity', 'coalesce(adj.adjustment_quantity, 0)') }}
         end as projected_quantity
     from windows as w
     inner join to_date as t on w.window_key = t.window_key

@@ -36,16 +36,18 @@ lifetimes as (
 spine as (
     select
         l.customer_id,
-        cast(m.month as date) as month  -- noqa: RF04
+        cast(m.month_start as date) as month  -- noqa: RF04
     from lifetimes as l
     cross join as_of as a
-    cross join lateral (
-        select unnest(generate_series(
-            cast(l.first_paying_month as timestamp),
-            cast(least(l.last_paying_month + interval 1 month, a.current_month) as timestamp),
-            interval 1 month
-        )) as month  -- noqa: RF04
-    ) as m
+    {{ meterworks.cross_join_unnest(
+        meterworks.series(
+            'cast(l.first_paying_month as timestamp)',
+            'cast(least(l.last_paying_month + interval 1 month, a.current_month) as timestamp)',
+            'interval 1 month'
+        ),
+        'm',
+        'month_start'
+    ) }}
 ),
 
 filled as (
@@ -60,7 +62,7 @@ filled as (
         -- the currency of the customer's latest month with a subscription
         coalesce(
             cm.currency,
-            last_value(cm.currency ignore nulls) over (
+            {{ meterworks.last_value_ignore_nulls('cm.currency') }} over (
                 partition by s.customer_id order by s.month rows between unbounded preceding and current row
             )
         ) as currency,
@@ -69,18 +71,29 @@ filled as (
     left join customer_months as cm on s.customer_id = cm.customer_id and s.month = cm.month
 ),
 
-rates as (
+rates_ranked as (
     select
         f.customer_id,
         f.month,
         case
             when f.currency = {{ meterworks.reporting_currency() }} then cast(1 as decimal(18, 10))
             else r.rate_to_reporting
-        end as fx_rate
+        end as fx_rate,
+        row_number() over (
+            partition by f.customer_id, f.month order by r.month desc nulls last
+        ) as rate_rank
     from filled as f
     left join {{ ref('int_fx_rates') }} as r
         on f.currency = r.currency and f.month >= r.month
-    qualify row_number() over (partition by f.customer_id, f.month order by r.month desc nulls last) = 1
+),
+
+rates as (
+    select
+        customer_id,
+        month,
+        fx_rate
+    from rates_ranked
+    where rate_rank = 1
 ),
 
 usage as (

@@ -9,12 +9,24 @@ with mrr as (
     select * from {{ ref('fct_mrr') }}
 ),
 
-months as (
+month_range as (
     select
-        cast(unnest(generate_series(
-            cast(min(month) as timestamp), cast(max(month) as timestamp), interval 1 month
-        )) as date) as month  -- noqa: RF04
+        min(month) as first_month,
+        max(month) as last_month
     from mrr
+),
+
+month_starts as (
+    select
+        {{ meterworks.unnest(meterworks.series(
+            'cast(first_month as timestamp)', 'cast(last_month as timestamp)', 'interval 1 month'
+        )) }} as month_start
+    from month_range
+),
+
+months as (
+    select cast(month_start as date) as month  -- noqa: RF04
+    from month_starts
 ),
 
 bridge as (
@@ -39,19 +51,28 @@ bridge as (
     group by 1
 ),
 
-usage_rates as (
+usage_rates_ranked as (
     select
         u.month,
         u.usage_mrr_local,
         case
             when u.currency = {{ meterworks.reporting_currency() }} then cast(1 as decimal(18, 10))
             else f.rate_to_reporting
-        end as fx_rate
+        end as fx_rate,
+        row_number() over (
+            partition by u.customer_id, u.month, u.currency order by f.month desc nulls last
+        ) as rate_rank
     from {{ ref('int_usage_months') }} as u
     left join {{ ref('int_fx_rates') }} as f on u.currency = f.currency and u.month >= f.month
-    qualify row_number() over (
-            partition by u.customer_id, u.month, u.currency order by f.month desc nulls last
-        ) = 1
+),
+
+usage_rates as (
+    select
+        month,
+        usage_mrr_local,
+        fx_rate
+    from usage_rates_ranked
+    where rate_rank = 1
 ),
 
 usage as (
@@ -73,7 +94,7 @@ cohort as (
     inner join mrr as c on c.month = m.month - interval 12 month and c.mrr > 0
 ),
 
-cohort_rates as (
+cohort_rates_ranked as (
     select
         c.month,
         c.customer_id,
@@ -81,10 +102,22 @@ cohort_rates as (
         case
             when c.currency = {{ meterworks.reporting_currency() }} then cast(1 as decimal(18, 10))
             else f.rate_to_reporting
-        end as fx_rate
+        end as fx_rate,
+        row_number() over (
+            partition by c.month, c.customer_id order by f.month desc nulls last
+        ) as rate_rank
     from cohort as c
     left join {{ ref('int_fx_rates') }} as f on c.currency = f.currency and c.month >= f.month
-    qualify row_number() over (partition by c.month, c.customer_id order by f.month desc nulls last) = 1
+),
+
+cohort_rates as (
+    select
+        month,
+        customer_id,
+        mrr_source_currency,
+        fx_rate
+    from cohort_rates_ranked
+    where rate_rank = 1
 ),
 
 cohort_values as (

@@ -12,7 +12,7 @@ embedded as (
     select
         credit_note_id,
         data as note_json,
-        unnest({{ meterworks.json_path_array('data', 'lines.data') }}) as line_json
+        {{ meterworks.unnest(meterworks.json_path_array('data', 'lines.data')) }} as line_json
     from notes
 ),
 
@@ -42,8 +42,23 @@ parsed as (
         cast({{ meterworks.json_path_text('line_json', 'amount') }} as {{ dbt.type_bigint() }}) as amount,
         {{ meterworks.json_path_epoch('note_json', 'created') }} as created_at
     from lines
+),
+
+ranked as (
+    select
+        *,
+        row_number() over (partition by credit_note_line_id order by credit_note_id) as row_rank
+    from parsed
 )
 
-select *
-from parsed
-qualify row_number() over (partition by credit_note_line_id order by credit_note_id) = 1
+select
+    credit_note_line_id,
+    credit_note_id,
+    invoice_id,
+    invoice_line_id,
+    line_type,
+    quantity,
+    amount,
+    created_at
+from ranked
+where row_rank = 1

@@ -6,14 +6,14 @@
 with subscription_discounts as (
     select
         id as subscription_id,
-        unnest({{ meterworks.json_path_array('data', 'discounts') }}) as discount_json
+        {{ meterworks.unnest(meterworks.json_path_array('data', 'discounts')) }} as discount_json
     from {{ meterworks.stripe_objects('subscription') }}
     union all
     select
         id as subscription_id,
-        json_extract(data, '$.discount') as discount_json
+        {{ meterworks.json_path_json('data', 'discount') }} as discount_json
     from {{ meterworks.stripe_objects('subscription') }}
-    where json_type(json_extract(data, '$.discount')) = 'OBJECT'
+    where {{ meterworks.json_is_object(meterworks.json_path_json('data', 'discount')) }}
 ),
 
 subscription_parsed as (
@@ -21,12 +21,13 @@ subscription_parsed as (
         subscription_id,
         {{ meterworks.json_path_text('discount_json', 'id') }} as discount_id,
         coalesce(
-            json_extract(discount_json, '$.source.coupon'), json_extract(discount_json, '$.coupon')
+            {{ meterworks.json_path_json('discount_json', 'source.coupon') }},
+            {{ meterworks.json_path_json('discount_json', 'coupon') }}
         ) as coupon_json,
         {{ meterworks.json_path_epoch('discount_json', 'start') }} as discount_start,
         {{ meterworks.json_path_epoch('discount_json', 'end') }} as discount_end
     from subscription_discounts
-    where json_type(discount_json) = 'OBJECT'
+    where {{ meterworks.json_is_object('discount_json') }}
 ),
 
 coupons as (
@@ -42,10 +43,10 @@ subscription_level as (
         'subscription' as applies_to,
         s.discount_id,
         s.subscription_id,
-        cast(null as varchar) as invoice_line_id,
+        cast(null as {{ dbt.type_string() }}) as invoice_line_id,
         coalesce(
             {{ meterworks.json_path_text('s.coupon_json', 'id') }},
-            json_extract_string(s.coupon_json, '$')
+            {{ meterworks.json_string_value('s.coupon_json') }}
         ) as coupon_id,
         coalesce(s.coupon_json, c.coupon_json) as resolved_coupon_json,
         s.discount_start,
@@ -53,22 +54,21 @@ subscription_level as (
         cast(null as {{ dbt.type_bigint() }}) as discount_amount
     from subscription_parsed as s
     left join coupons as c
-        on json_type(s.coupon_json) = 'VARCHAR' and json_extract_string(s.coupon_json, '$') = c.coupon_id
+        on
+            {{ meterworks.json_is_string('s.coupon_json') }}
+            and {{ meterworks.json_string_value('s.coupon_json') }} = c.coupon_id
 ),
 
 line_amounts as (
     select
         id as invoice_line_id,
-        unnest(
-            case
-                when json_array_length(json_extract(data, '$.discount_amounts')) > 0
-                    then {{ meterworks.json_path_array('data', 'discount_amounts') }}
-                else list_filter(
-                        {{ meterworks.json_path_array('data', 'pretax_credit_amounts') }},
-                        lambda x: json_extract_string(x, '$.type') = 'discount'
-                    )
-            end
-        ) as amount_json
+        {{ meterworks.unnest(
+            'case when ' ~ meterworks.array_length(meterworks.json_path_array('data', 'discount_amounts'))
+            ~ ' > 0 then ' ~ meterworks.json_path_array('data', 'discount_amounts')
+            ~ ' else ' ~ meterworks.json_array_where(
+                meterworks.json_path_array('data', 'pretax_credit_amounts'), 'type', 'discount'
+            ) ~ ' end'
+        ) }} as amount_json
     from {{ meterworks.stripe_objects('line_item') }}
 ),
 
@@ -85,10 +85,10 @@ line_level as (
             {{ meterworks.json_path_text('amount_json', 'discount.id') }},
             {{ meterworks.json_path_text('amount_json', 'discount') }}
         ) as discount_id,
-        cast(null as varchar) as subscription_id,
+        cast(null as {{ dbt.type_string() }}) as subscription_id,
         invoice_line_id,
-        cast(null as varchar) as coupon_id,
-        cast(null as json) as resolved_coupon_json,
+        cast(null as {{ dbt.type_string() }}) as coupon_id,
+        cast(null as {{ meterworks.type_json() }}) as resolved_coupon_json,
         cast(null as timestamp) as discount_start,
         cast(null as timestamp) as discount_end,
         cast({{ meterworks.json_path_text('amount_json', 'amount') }} as {{ dbt.type_bigint() }}) as discount_amount

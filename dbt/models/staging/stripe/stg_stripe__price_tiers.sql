@@ -2,8 +2,7 @@
 with tiers as (
     select
         id as price_id,
-        unnest({{ meterworks.json_path_array('data', 'tiers') }}) as tier,
-        generate_subscripts({{ meterworks.json_path_array('data', 'tiers') }}, 1) as tier_index
+        {{ meterworks.unnest_with_ordinal(meterworks.json_path_array('data', 'tiers'), 'tier', 'tier_index') }}
     from {{ meterworks.stripe_objects('price') }}
 )
 

@@ -5,7 +5,7 @@ with embedded as (
     select
         id as subscription_id,
         data as subscription_json,
-        unnest({{ meterworks.json_path_array('data', 'items.data') }}) as item_json
+        {{ meterworks.unnest(meterworks.json_path_array('data', 'items.data')) }} as item_json
     from {{ meterworks.stripe_objects('subscription') }}
 ),
 
@@ -44,8 +44,21 @@ parsed as (
             {{ meterworks.json_path_epoch('subscription_json', 'current_period_end') }}
         ) as current_period_end
     from items
+),
+
+ranked as (
+    select
+        *,
+        row_number() over (partition by subscription_item_id order by subscription_id) as row_rank
+    from parsed
 )
 
-select *
-from parsed
-qualify row_number() over (partition by subscription_item_id order by subscription_id) = 1
+select
+    subscription_item_id,
+    subscription_id,
+    price_id,
+    quantity,
+    current_period_start,
+    current_period_end
+from ranked
+where row_rank = 1
