@@ -36,7 +36,14 @@ import duckdb
 from meterworks.catalog import Catalog
 from meterworks.ingest.files import IngestError, InputFile, resolve_inputs
 from meterworks.ingest.normalize import content_hash_sql, normalize_select
-from meterworks.ingest.readers import csv_source, jsonl_lines, parquet_source, q, stage_jsonl
+from meterworks.ingest.readers import (
+    csv_source,
+    is_blank_line,
+    jsonl_lines,
+    jsonl_source,
+    parquet_source,
+    q,
+)
 from meterworks.warehouse import connect, ensure_raw_schema
 
 #: Test hook: ``METERWORKS_FAULT_INJECT=after_events_insert`` kills the process (exit 137)
@@ -46,11 +53,6 @@ FAULT_ENV = "METERWORKS_FAULT_INJECT"
 #: Property key sets (per file, from a sample) that get the fast canonical-properties path.
 MAX_KEY_SETS = 64
 KEY_SET_SAMPLE = 20_000
-
-#: JSONL lines are staged in a compressed in-memory database attached for the batch: about
-#: half the memory of a temp table, which keeps a 10M-line file out of the spill files.
-SCRATCH_DB = "_mw_scratch"
-STAGE_TABLE = f"{SCRATCH_DB}.stage"
 
 _TEMP_TABLES = (
     "_mw_rows",
@@ -169,31 +171,43 @@ def ingest_files(
 
 def _run_batch(con, inputs, catalog, now_utc, started, digests) -> IngestResult:
     started_at = datetime.now(UTC).replace(tzinfo=None)
-    con.execute(f"attach if not exists ':memory:' as {SCRATCH_DB} (COMPRESS)")
     try:
         # Reading and validating only touches connection-local temp tables, so it runs before
-        # the transaction (staged lines then keep rowids 0..n-1 = line numbers).
-        _read_files(con, inputs, catalog, now_utc)
+        # the transaction.
+        jsonl = _read_files(con, inputs, catalog, now_utc)
         con.execute("begin transaction")
         try:
+            _number_jsonl_lines(con, jsonl)
             result = _batch_in_transaction(con, inputs, catalog, started_at, digests)
+            # Dropped before the commit: a big commit checkpoints the temp tables too, i.e.
+            # compresses the batch's rows once more only to throw them away (~10% of the CPU).
+            _drop_temp_tables(con)
             con.execute("commit")
         except BaseException:
             with contextlib.suppress(duckdb.Error):
                 con.execute("rollback")
             raise
     finally:
-        for table in _TEMP_TABLES:
-            with contextlib.suppress(duckdb.Error):
-                con.execute(f"drop table if exists {table}")
+        _drop_temp_tables(con)
     result.seconds = time.perf_counter() - started
     result.timings = con.timings
     return result
 
 
-def _key_sets(con, source: str, catalog: Catalog, now_utc: datetime) -> list[tuple[int, list[str]]]:
-    """The most common property key sets in a sample of ``source`` (see canonical_props_sql)."""
-    sample = normalize_select(f"select * from ({source}) limit {KEY_SET_SAMPLE}", catalog, now_utc)
+def _drop_temp_tables(con) -> None:
+    for table in _TEMP_TABLES:
+        with contextlib.suppress(duckdb.Error):
+            con.execute(f"drop table if exists {table}")
+
+
+def _key_sets(
+    con, source: str, catalog: Catalog, now_utc: datetime, skip: str = "false"
+) -> list[tuple[int, list[str]]]:
+    """The most common property key sets in a sample of ``source`` (see canonical_props_sql);
+    rows matching ``skip`` are not part of the sample."""
+    sample = normalize_select(
+        f"select * from ({source}) where not {skip} limit {KEY_SET_SAMPLE}", catalog, now_utc
+    )
     rows = con.execute(
         f"select props_sig, any_value(props) from ({sample}) where props_sig is not null "
         f"group by props_sig order by count(*) desc limit {MAX_KEY_SETS}"
@@ -201,22 +215,32 @@ def _key_sets(con, source: str, catalog: Catalog, now_utc: datetime) -> list[tup
     return [(sig, list(json.loads(props).keys())) for sig, props in rows]
 
 
-def _normalize_into_rows(con, idx: int, source: str, catalog: Catalog, now_utc: datetime) -> None:
+def _normalize_into_rows(
+    con, idx: int, source: str, catalog: Catalog, now_utc: datetime, skip: str = "false"
+) -> None:
     source = f"select {idx} as file_idx, line_no, raw, doc, keep_raw from ({source})"
-    key_sets = _key_sets(con, source, catalog, now_utc)
+    key_sets = _key_sets(con, source, catalog, now_utc, skip)
     con.execute(f"insert into _mw_rows {normalize_select(source, catalog, now_utc, key_sets)}")
 
 
-def _read_files(con, inputs: list[InputFile], catalog: Catalog, now_utc: datetime) -> None:
+def _read_files(
+    con, inputs: list[InputFile], catalog: Catalog, now_utc: datetime
+) -> list[tuple[int, int]]:
+    """Fill ``_mw_rows``; returns ``(file_idx, first rowid)`` of each JSONL file, whose lines
+    are numbered later by ``_number_jsonl_lines``."""
     con.execute(_ROWS_DDL)
+    jsonl = []
     for idx, file in enumerate(inputs):
         try:
             if file.format == "csv":
                 _read_csv(con, idx, file, catalog, now_utc)
             elif file.format == "jsonl":
-                source = stage_jsonl(con, file, STAGE_TABLE)
-                _normalize_into_rows(con, idx, source, catalog, now_utc)
-                con.execute(f"drop table {STAGE_TABLE}")
+                # Lines go straight into _mw_rows, in file order: a line's number is its
+                # position in the file's block of rows (no row is deleted before numbering).
+                start = _scalar(con, "select count(*) from _mw_rows")
+                source = jsonl_source(file)
+                _normalize_into_rows(con, idx, source, catalog, now_utc, is_blank_line())
+                jsonl.append((idx, start))
             else:
                 _normalize_into_rows(con, idx, parquet_source(con, file), catalog, now_utc)
         except IngestError:
@@ -225,6 +249,28 @@ def _read_files(con, inputs: list[InputFile], catalog: Catalog, now_utc: datetim
             raise IngestError(
                 f"{file.path}: cannot read as {file.format}: {_one_line(exc)}"
             ) from None
+    return jsonl
+
+
+def _number_jsonl_lines(con, jsonl: list[tuple[int, int]]) -> None:
+    """Line numbers of JSONL rows from their position; then blank lines are dropped.
+
+    Runs inside the batch transaction: the same update in a transaction of its own would have
+    its commit checkpoint (compress) all of ``_mw_rows``, which costs more than the update.
+    """
+    if not jsonl:
+        return
+    starts = " ".join(f"when {idx} then {start}" for idx, start in jsonl)
+    files = ", ".join(str(idx) for idx, _ in jsonl)
+    con.execute(f"""
+        update _mw_rows set line_no = rowid - case file_idx {starts} end + 1
+        where file_idx in ({files})
+    """)
+    # blank lines are skipped: they were only kept so that positions are line numbers
+    con.execute(f"""
+        delete from _mw_rows
+        where file_idx in ({files}) and reason is not null and {is_blank_line()}
+    """)
 
 
 def _read_csv(con, idx: int, file: InputFile, catalog: Catalog, now_utc: datetime) -> None:
@@ -297,10 +343,13 @@ def _batch_in_transaction(con, inputs, catalog, started_at, digests) -> IngestRe
     """)
     n_suspect_ids = _scalar(con, "select count(*) from _mw_suspect_ids")
 
+    # Only what the counts and conflict rows need: accepted rows are inserted from _mw_rows.
     con.execute("""
         create or replace temp table _mw_classified as
         with h as (
-            select * from _mw_rows
+            select rowid as row_id, file_idx, line_no, raw, transaction_id, customer_id,
+                event_name, content_hash
+            from _mw_rows
             where reason is null
               and transaction_id in (select transaction_id from _mw_suspect_ids)
         ),
@@ -344,13 +393,11 @@ def _batch_in_transaction(con, inputs, catalog, started_at, digests) -> IngestRe
         f"{seq}, {batch_id}, transaction_id, action, corrects, customer_id, event_name, "
         f"event_ts, props, content_hash, shape, {files_sql}[file_idx + 1], line_no, {ingested_at}"
     )
-    fresh = "from _mw_rows where reason is null"
+    # New rows and the accepted suspects, in one pass and in file order.
+    rows = "from _mw_rows where reason is null"
     if n_suspect_ids:
-        fresh += " and transaction_id not in (select transaction_id from _mw_suspect_ids)"
-    con.execute(f"insert into raw.events select {columns} {fresh}")
-    con.execute(f"""
-        insert into raw.events select {columns} from _mw_classified where status = 'accepted'
-    """)
+        rows += " and rowid not in (select row_id from _mw_classified where status <> 'accepted')"
+    con.execute(f"insert into raw.events select {columns} {rows}")
 
     if os.environ.get(FAULT_ENV) == "after_events_insert":
         os._exit(137)

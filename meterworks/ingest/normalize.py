@@ -136,11 +136,17 @@ def canonical_props_sql(key_sets: list[tuple[int, list[str]]]) -> str:
 
 def content_hash_sql(props: str = "props") -> str:
     """SQL for ``content_hash``: the canonical content (customer, event, epoch microseconds,
-    canonical properties, action, corrects) joined by U+001F, MD5, upper 64 bits."""
+    canonical properties, action, corrects) joined by U+001F, MD5, upper 64 bits.
+
+    NULL when a part is NULL. ``concat`` builds the text in one pass (a chain of ``||`` copies
+    it once per operator); it skips NULLs, hence the explicit guard.
+    """
+    parts = ["customer_id", "event_name", "event_ts", props, "action"]
     return (
-        "(md5_number(customer_id || chr(31) || event_name || chr(31) || "
-        f"epoch_us(event_ts)::VARCHAR || chr(31) || {props} || chr(31) || action || chr(31) || "
-        "coalesce(corrects, '')) >> 64)::UBIGINT"
+        f"case when {' and '.join(f'{part} is not null' for part in parts)} then "
+        "(md5_number(concat(customer_id, chr(31), event_name, chr(31), "
+        f"epoch_us(event_ts)::VARCHAR, chr(31), {props}, chr(31), action, chr(31), "
+        "coalesce(corrects, ''))) >> 64)::UBIGINT end"
     )
 
 
@@ -208,6 +214,11 @@ def normalize_select(
             end as shape
         from x
     ),
+    yt as (
+        select *, case when w is not null then w.timestamp
+                       when shape = 'cloudevents' then s.time else s.timestamp end as ts_raw
+        from y
+    ),
     f as (
         select file_idx, line_no, raw, keep_raw, is_json, is_obj, shape,
             nullif(case when w is not null then w.transaction_id else {
@@ -230,17 +241,17 @@ def normalize_select(
         pick("s.type", "s.event_name", "s.code", "s.event_type", "s.event")
     } end, '')
                 as event_name,
-            nullif(case when w is not null then w.timestamp
-                 when shape = 'cloudevents' then s.time else s.timestamp end, '') as ts_text,
-            try_cast(case when w is not null then w.timestamp
-                 when shape = 'cloudevents' then s.time else s.timestamp end as DOUBLE) as ts_num,
+            nullif(ts_raw, '') as ts_text,
+            -- no number has a ':' (an RFC 3339 time always has one): skip the DOUBLE cast
+            case when contains(ts_raw, ':') then NULL else try_cast(ts_raw as DOUBLE) end
+                as ts_num,
             case when w is not null then w.properties
                  when shape = 'cloudevents' then s.data else s.properties end as props_json,
             lower(nullif(case when w is not null then w.action else s.action end, ''))
                 as action_in,
             nullif(case when w is not null then w.corrects else s.corrects end, '')
                 as corrects
-        from y
+        from yt
     ),
     t as (
         select *,

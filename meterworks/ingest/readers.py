@@ -1,6 +1,7 @@
 """Per-format readers: each turns one file into rows ``(line_no, raw, doc, keep_raw)`` in SQL.
 
-* ``line_no``: 1-based line (JSONL, CSV) or row (Parquet) number in the file.
+* ``line_no``: 1-based line (JSONL, CSV) or row (Parquet) number in the file (JSONL: numbered
+  by the caller, see ``jsonl_source``).
 * ``raw``: the row exactly as read (JSONL: the line; CSV/Parquet: the row as JSON text).
 * ``doc``: the text to parse: the JSONL line itself, or for CSV/Parquet the row rebuilt as a
   JSON object in the common field layout (``properties`` parsed, ``properties.<name>`` merged).
@@ -36,26 +37,27 @@ def _one_line(exc: Exception) -> str:
     return text[0] if text else exc.__class__.__name__
 
 
-def stage_jsonl(con: duckdb.DuckDBPyConnection, file: InputFile, table: str) -> str:
-    """Load the file's lines into table ``table`` (connection-local scratch) and return the
-    source select.
+def jsonl_source(file: InputFile) -> str:
+    """The file's lines as a source with ``line_no`` NULL: the caller numbers them.
 
-    Each line is one VARCHAR (no delimiter, no quoting). The load runs in parallel and keeps
-    file order, so ``rowid + 1`` is the physical line number (a window ``row_number()`` would
-    make everything downstream single-threaded). Blank lines are skipped after numbering.
+    Each line is one VARCHAR (no delimiter, no quoting). The read runs in parallel and an
+    insert from it keeps file order, so the rows' position in the table they are inserted into
+    is the physical line number (a window ``row_number()`` would make everything downstream
+    single-threaded). Blank lines are kept so the positions stay physical: the caller removes
+    them after numbering (see ``is_blank_line``).
     """
-    con.execute(f"""
-        create or replace table {table} as
-        select raw from read_csv({q(str(file.path))}, columns={{'raw': 'VARCHAR'}}, header=false,
-                                 delim=chr(0), quote='', escape='', auto_detect=false,
-                                 max_line_size=10000000, strict_mode=false,
-                                 compression={q("gzip" if file.compressed else "none")})
-    """)
     return f"""
-        select rowid + 1 as line_no, raw, raw as doc, false as keep_raw
-        from {table}
-        where raw is not null and (starts_with(raw, '{{') or trim(raw) <> '')
+        select NULL::BIGINT as line_no, raw, raw as doc, false as keep_raw
+        from read_csv({q(str(file.path))}, columns={{'raw': 'VARCHAR'}}, header=false,
+                      delim=chr(0), quote='', escape='', auto_detect=false,
+                      max_line_size=10000000, strict_mode=false,
+                      compression={q("gzip" if file.compressed else "none")})
     """
+
+
+def is_blank_line(raw: str = "raw") -> str:
+    """SQL: the JSONL line ``raw`` is blank (skipped, not quarantined)."""
+    return f"({raw} is null or trim({raw}) = '')"
 
 
 def jsonl_lines(file: InputFile) -> str:
