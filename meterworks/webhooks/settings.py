@@ -18,7 +18,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
+
+from meterworks.state.engine import state_url
 
 #: Svix's schedule after a failed attempt: 8 attempts in all over about 27.6 hours.
 SVIX_RETRY_SCHEDULE: tuple[timedelta, ...] = (
@@ -35,16 +36,6 @@ DEFAULT_DISABLE_AFTER = timedelta(days=5)
 DEFAULT_WORKERS = 16
 EMBEDDED = "embedded"
 SVIX = "svix"
-
-
-def state_url(home: str | os.PathLike[str] | None = None) -> str:
-    """``$METERWORKS_STATE_URL``, else SQLite at ``<home>/state.db`` (home: the argument, else
-    ``$METERWORKS_HOME``, else ``./data``)."""
-    explicit = os.environ.get("METERWORKS_STATE_URL")
-    if explicit:
-        return explicit
-    raw = home if home is not None else os.environ.get("METERWORKS_HOME", "data")
-    return f"sqlite:///{Path(raw).expanduser().resolve() / 'state.db'}"
 
 
 @dataclass(frozen=True)
