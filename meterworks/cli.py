@@ -64,15 +64,11 @@ def cmd_ingest(args: argparse.Namespace, cfg: Settings) -> int:
 
 
 def cmd_build(args: argparse.Namespace, cfg: Settings) -> int:
+    from dagster_project.defs.transform.build_config import dbt_run_config
     from meterworks.jobs import run_job
 
     _check_catalog(cfg)
-    dbt_config = {
-        "full_refresh": args.full_refresh,
-        "unit_tests": args.unit_tests,
-        "audit": args.audit,
-    }
-    config = {"ops": {"meterworks_dbt_models": {"config": dbt_config}}}
+    config = dbt_run_config(args.full_refresh, args.unit_tests, args.audit)
     run_job(cfg, "meterworks_build", config)
     if not args.quiet:
         from meterworks.summary import render_summary
@@ -120,8 +116,9 @@ def cmd_demo(args: argparse.Namespace, cfg: Settings) -> int:
     counts = materialization_metadata(result, "raw_events").get("counts", {})
     print("ingest: " + json.dumps(counts, sort_keys=True))
     # the first build of a fresh warehouse also runs the history-wide audit tests
-    audit = {"ops": {"meterworks_dbt_models": {"config": {"audit": True}}}}
-    run_job(cfg, "meterworks_build", audit)
+    from dagster_project.defs.transform.build_config import dbt_run_config
+
+    run_job(cfg, "meterworks_build", dbt_run_config(audit=True))
     print(render_summary(cfg.warehouse))
     print(f"\nNext: `meterworks dev` opens the Dagster UI on this home ({cfg.home}).")
     return 0

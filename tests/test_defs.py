@@ -56,7 +56,21 @@ def test_jobs_schedules_sensors_and_checks(definitions) -> None:
     assert definitions.resolve_sensor_def("inbox_sensor").job_name == "meterworks_usage_pipeline"
     usage = definitions.resolve_job_def("meterworks_usage_build")
     usage_keys = {key.to_user_string() for key in usage.asset_layer.selected_asset_keys}
-    assert {"fct_meter_totals", "fct_usage_daily", "catalog_meters"} <= usage_keys
+    assert {
+        "fct_meter_totals",
+        "fct_usage_daily",
+        "fct_usage_hourly",
+        "catalog_meters",
+    } <= usage_keys
+    # the hourly mart has its own dbt op, after the one that builds the period totals
+    ops = {node.name for node in usage.graph.nodes}
+    assert {"meterworks_dbt_models", "meterworks_dbt_hourly"} <= ops
+    graph = definitions.resolve_asset_graph()
+    assert graph.get(dg.AssetKey("fct_usage_hourly")).pools == {"meterworks_duckdb"}
+    assert (
+        dg.AssetKey("fct_usage_hourly")
+        not in graph.get(dg.AssetKey("fct_meter_totals")).parent_keys
+    )
     assert not {"raw_events", "stripe_objects", "fct_invoice_reconciliation"} & usage_keys
     check_names = {key.name for key in definitions.resolve_asset_graph().asset_check_keys}
     assert {"quarantine_rate", "duplicate_rate", "ingest_freshness"} <= check_names
@@ -65,7 +79,8 @@ def test_jobs_schedules_sensors_and_checks(definitions) -> None:
 
 
 def test_dbt_helpers(dbt_manifest) -> None:
-    from dagster_project.defs.transform.assets import dbt_build_args, dbt_group_name
+    from dagster_project.defs.transform.assets import dbt_group_name
+    from dagster_project.defs.transform.build_config import dbt_build_args, dbt_run_config
 
     assert dbt_build_args(False) == [
         "build", "--exclude-resource-type", "unit_test", "--exclude", "tag:audit"
@@ -74,6 +89,35 @@ def test_dbt_helpers(dbt_manifest) -> None:
     assert dbt_group_name(["meterworks", "staging", "meterworks", "stg_x"]) == "staging"
     assert dbt_group_name(["meterworks", "marts", "fct_meter_totals"]) == "metering"
     assert dbt_group_name(["meterworks", "marts", "revenue", "fct_mrr"]) == "revenue"
+    # build flags reach both dbt ops
+    config = dbt_run_config(audit=True)["ops"]
+    assert set(config) == {"meterworks_dbt_models", "meterworks_dbt_hourly"}
+    assert all(op["config"] == {"full_refresh": False, "unit_tests": False, "audit": True}
+               for op in config.values())  # fmt: skip
+
+
+def test_old_dbt_invocation_directories_are_pruned(tmp_path, monkeypatch) -> None:
+    import os
+    import time
+
+    from dagster_project.defs.transform import project
+
+    monkeypatch.setattr(project, "_target_root", lambda: tmp_path)
+    old = time.time() - 2 * project.INVOCATION_MAX_AGE_S
+    for i in range(project.INVOCATIONS_KEEP + 5):
+        run = tmp_path / f"meterworks_dbt_models-{i:03d}"
+        run.mkdir()
+        os.utime(run, (old + i, old + i))
+    (tmp_path / "meterworks_dbt_models-new").mkdir()  # recent: in use or just finished
+    (tmp_path / "other-000").mkdir()
+    os.utime(tmp_path / "other-000", (old, old))
+    project.prune_invocation_targets("meterworks_dbt_models")
+    left = sorted(path.name for path in tmp_path.iterdir())
+    assert "meterworks_dbt_models-new" in left and "other-000" in left
+    kept = [name for name in left if name.startswith("meterworks_dbt_models-0")]
+    # the newest INVOCATIONS_KEEP (the new one among them) stay, the oldest go
+    assert len(kept) == project.INVOCATIONS_KEEP - 1
+    assert "meterworks_dbt_models-000" not in left
 
 
 def test_dbt_resource_skips_only_optional_start_up_work(dbt_manifest) -> None:

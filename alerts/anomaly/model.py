@@ -43,13 +43,17 @@ all-references conservative rule.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
-from sklearn.ensemble import HistGradientBoostingClassifier
 from threadpoolctl import threadpool_limits
 
 from alerts.anomaly.core import Baseline, Grid, assemble, robust_baseline, to_grid
 from alerts.anomaly.params import AnomalyParams, Granularity
+
+if TYPE_CHECKING:  # scikit-learn takes ~1.5 s to import: only the fit needs it
+    from sklearn.ensemble import HistGradientBoostingClassifier
 
 FEATURES = [
     "abs_z",
@@ -119,6 +123,8 @@ def _cell_features(grid: Grid, base: Baseline, mask: np.ndarray, obs_log=None) -
 
 def fit_scorer(grid: Grid, base: Baseline, params: AnomalyParams) -> HistGradientBoostingClassifier:
     """Self-supervised fit: real buckets vs the same buckets with an injected factor."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
     rng = np.random.default_rng(params.random_state)
     # negatives: buckets the robust pass kept in its clean history (provisional anomalies out)
     eligible = ~np.isnan(base.exp_log) & ~base.conservative & (np.abs(base.z) < params.exclude_z)

@@ -8,6 +8,7 @@ import dagster as dg
 
 from dagster_project.defs.concurrency import DBT_POOL, DUCKDB_POOL  # noqa: F401 (re-export)
 from dagster_project.defs.ingest.assets import CATALOG_ASSETS, RAW_ASSETS
+from dagster_project.defs.transform.build_config import dbt_run_config
 
 #: Run tag of every job that opens the DuckDB warehouse. ``deploy/dagster.yaml`` lets one run
 #: tagged ``write`` be in progress at a time: DuckDB is one writer (or many readers) *across
@@ -76,11 +77,11 @@ build_job = dg.define_asset_job(
     executor_def=WAREHOUSE_EXECUTOR,
 )
 
-#: The usage path: the meter totals, the dimensions their tests check against, and everything
-#: they are built from. Stripe, billing and the rest wait for the hourly pipeline, so fresh usage
-#: is not held up by them.
+#: The usage path: the meter totals, the hourly mart (built after them, by its own dbt op), the
+#: dimensions their tests check against, and everything they are built from. Stripe, billing and
+#: the rest wait for the hourly pipeline, so fresh usage is not held up by them.
 USAGE_ASSETS = (
-    dg.AssetSelection.assets("fct_meter_totals", "dim_customers", "dim_meters")
+    dg.AssetSelection.assets("fct_meter_totals", "fct_usage_hourly", "dim_customers", "dim_meters")
     .upstream()
     .required_multi_asset_neighbors()
 )
@@ -135,7 +136,7 @@ nightly_audit = dg.ScheduleDefinition(
     job=build_job,
     cron_schedule="23 3 * * *",
     execution_timezone="UTC",
-    run_config={"ops": {"meterworks_dbt_models": {"config": {"audit": True, "unit_tests": True}}}},
+    run_config=dbt_run_config(audit=True, unit_tests=True),
     default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Nightly: rebuild with every dbt test, including the history-wide audit tests.",
 )

@@ -1,5 +1,7 @@
--- Hours roll up into days: event counts always, quantities for additive meters (count, sum).
-{{ config(tags=['audit'], meta={'dagster': {'ref': {'name': 'fct_usage_daily'}}}) }}
+-- The hourly and daily marts are aggregated from the meter events independently; their hours
+-- must roll up into their days: event counts always, quantities of additive meters (count,
+-- sum) by sum, of max meters by max. Attached to the hourly mart, which is built last.
+{{ config(tags=['audit'], meta={'dagster': {'ref': {'name': 'fct_usage_hourly'}}}) }}
 
 with hourly as (
     select
@@ -7,7 +9,8 @@ with hourly as (
         meter_code,
         dimensions,
         cast(usage_hour as date) as usage_date,
-        sum(case when aggregation in ('count', 'sum') then quantity end) as quantity,
+        sum(case when aggregation in ('count', 'sum') then quantity end) as quantity_sum,
+        max(case when aggregation = 'max' then quantity end) as quantity_max,
         sum(event_count) as event_count
     from {{ ref('fct_usage_hourly') }}
     group by 1, 2, 3, 4
@@ -29,4 +32,5 @@ where
     d.customer_id is null
     or h.customer_id is null
     or d.event_count != h.event_count
-    or (d.aggregation in ('count', 'sum') and d.quantity != h.quantity)
+    or (d.aggregation in ('count', 'sum') and d.quantity != h.quantity_sum)
+    or (d.aggregation = 'max' and d.quantity != h.quantity_max)

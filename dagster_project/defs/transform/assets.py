@@ -9,9 +9,15 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
 from dagster_project.defs.concurrency import dbt_pool
 from dagster_project.defs.resources import MeterworksResource
+from dagster_project.defs.transform.build_config import (
+    HOURLY_USAGE_MODEL,
+    DbtBuildConfig,
+    dbt_build_args,
+)
 from dagster_project.defs.transform.project import (
     invocation_target_path,
     meterworks_dbt_project,
+    prune_invocation_targets,
     save_partial_parse,
 )
 
@@ -44,30 +50,30 @@ def dbt_group_name(fqn: list[str]) -> str:
     return domains[0] if domains else "metering"
 
 
-def dbt_build_args(full_refresh: bool, unit_tests: bool = False, audit: bool = False) -> list[str]:
-    """``dbt build`` for a pipeline run. dbt unit tests check the SQL, not the data, so they run
-    in the test suite and CI (``unit_tests`` on demand), not on every hourly build; the
-    history-wide ``audit`` tests run nightly (see dbt_project.yml)."""
-    args = ["build"]
-    if full_refresh:
-        args.append("--full-refresh")
-    if not unit_tests:
-        args += ["--exclude-resource-type", "unit_test"]
-    if not audit:
-        args += ["--exclude", "tag:audit"]
-    return args
-
-
-class DbtBuildConfig(dg.Config):
-    full_refresh: bool = False
-    unit_tests: bool = False
-    audit: bool = False
+def _build(
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    meterworks: MeterworksResource,
+    config: DbtBuildConfig,
+    name: str,
+) -> Iterator[Any]:
+    # dbt runs with cwd=dbt/: hand it the absolute warehouse path through its profile's env var.
+    os.environ.update(meterworks.settings().dbt_env())
+    target_path = invocation_target_path(name)
+    yield from dbt.cli(
+        dbt_build_args(config.full_refresh, config.unit_tests, config.audit),
+        context=context,
+        target_path=target_path,
+    ).stream()
+    save_partial_parse(target_path)
+    prune_invocation_targets(name)
 
 
 @dbt_assets(
     manifest=meterworks_dbt_project.manifest_path,
     project=meterworks_dbt_project,
     dagster_dbt_translator=MeterworksDbtTranslator(),
+    exclude=HOURLY_USAGE_MODEL,
     pool=dbt_pool(),
 )
 def meterworks_dbt_models(
@@ -76,12 +82,21 @@ def meterworks_dbt_models(
     meterworks: MeterworksResource,
     config: DbtBuildConfig,
 ) -> Iterator[Any]:
-    # dbt runs with cwd=dbt/: hand it the absolute warehouse path through its profile's env var.
-    os.environ.update(meterworks.settings().dbt_env())
-    target_path = invocation_target_path("meterworks_dbt_models")
-    yield from dbt.cli(
-        dbt_build_args(config.full_refresh, config.unit_tests, config.audit),
-        context=context,
-        target_path=target_path,
-    ).stream()
-    save_partial_parse(target_path)
+    yield from _build(context, dbt, meterworks, config, "meterworks_dbt_models")
+
+
+@dbt_assets(
+    manifest=meterworks_dbt_project.manifest_path,
+    project=meterworks_dbt_project,
+    dagster_dbt_translator=MeterworksDbtTranslator(),
+    select=HOURLY_USAGE_MODEL,
+    name="meterworks_dbt_hourly",
+    pool=dbt_pool(),
+)
+def meterworks_dbt_hourly(
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    meterworks: MeterworksResource,
+    config: DbtBuildConfig,
+) -> Iterator[Any]:
+    yield from _build(context, dbt, meterworks, config, "meterworks_dbt_hourly")

@@ -9,6 +9,7 @@ first, and ``dg dev`` re-parses on every load (``prepare_if_dev``).
 import hashlib
 import os
 import shutil
+import time
 import uuid
 from pathlib import Path
 
@@ -25,6 +26,10 @@ meterworks_dbt_project = DbtProject(
 
 PARTIAL_PARSE_FILE = "partial_parse.msgpack"
 PARTIAL_PARSE_KEEP = 16
+#: Each dbt invocation gets its own target directory (artifacts and logs of that run); the
+#: newest are kept for debugging, older ones go once they are an hour old (never one in use).
+INVOCATIONS_KEEP = 20
+INVOCATION_MAX_AGE_S = 3600
 
 
 def parse_dbt_project() -> None:
@@ -78,6 +83,15 @@ def save_partial_parse(target: Path) -> None:
     kept = sorted(cache.parent.glob("*.msgpack"), key=_mtime, reverse=True)
     for stale in kept[PARTIAL_PARSE_KEEP:]:
         stale.unlink(missing_ok=True)
+
+
+def prune_invocation_targets(name: str) -> None:
+    """Remove old ``<name>-*`` invocation target directories beyond the newest few."""
+    runs = sorted(_target_root().glob(f"{name}-*"), key=_mtime, reverse=True)
+    cutoff = time.time() - INVOCATION_MAX_AGE_S
+    for stale in runs[INVOCATIONS_KEEP:]:
+        if stale.is_dir() and _mtime(stale) < cutoff:
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 def _mtime(path: Path) -> float:
