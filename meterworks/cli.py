@@ -120,7 +120,10 @@ def cmd_demo(args: argparse.Namespace, cfg: Settings) -> int:
 
     run_job(cfg, "meterworks_build", dbt_run_config(audit=True))
     print(render_summary(cfg.warehouse))
-    print(f"\nNext: `meterworks dev` opens the Dagster UI on this home ({cfg.home}).")
+    print(
+        f"\nNext: `meterworks app` opens the Streamlit app and `meterworks dev` the Dagster UI "
+        f"on this home ({cfg.home})."
+    )
     return 0
 
 
