@@ -38,9 +38,16 @@ def _manifest_is_stale(manifest: Path) -> bool:
 
 def prepare_dbt_manifest() -> None:
     """``dbt parse`` when the manifest is missing or older than the dbt sources."""
-    from dagster_project.defs.transform.project import meterworks_dbt_project, parse_dbt_project
+    from dagster_project.defs.transform.project import (
+        manifest_target,
+        meterworks_dbt_project,
+        parse_dbt_project,
+    )
 
-    if _manifest_is_stale(meterworks_dbt_project.manifest_path):
+    if (
+        _manifest_is_stale(meterworks_dbt_project.manifest_path)
+        or manifest_target() != meterworks_dbt_project.target
+    ):
         parse_dbt_project()
 
 

@@ -135,3 +135,22 @@ def test_dbt_resource_skips_only_optional_start_up_work(dbt_manifest) -> None:
     )
     assert resource._cli_version.major == 1
     assert resource._initialize_dbt_core_adapter([]) is None
+
+
+def test_manifest_is_reparsed_for_another_engine(dbt_manifest, monkeypatch) -> None:
+    from dagster_project.defs.transform import project
+    from meterworks import jobs
+
+    parsed = []
+    monkeypatch.setattr(project, "parse_dbt_project", lambda: parsed.append(True))
+    assert project.manifest_target() == project.meterworks_dbt_project.target == "duckdb"
+    jobs.prepare_dbt_manifest()
+    assert parsed == []  # fresh, and parsed for this engine's target
+    marker = dbt_manifest.parent / project.MANIFEST_TARGET_FILE
+    original = marker.read_text()
+    try:
+        marker.write_text("spark")  # as if the last parse was for Spark
+        jobs.prepare_dbt_manifest()
+        assert parsed == [True]
+    finally:
+        marker.write_text(original)

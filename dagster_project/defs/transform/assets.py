@@ -2,6 +2,7 @@
 
 import os
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -20,6 +21,10 @@ from dagster_project.defs.transform.project import (
     prune_invocation_targets,
     save_partial_parse,
 )
+from meterworks.config import Settings
+from meterworks.engine import dbt_env as engine_dbt_env
+from meterworks.engine import engine, spark_dir
+from meterworks.engine.serving import retry_on_lock, serve_spark_tables, spark_table_folders
 
 
 class MeterworksDbtTranslator(DagsterDbtTranslator):
@@ -57,9 +62,13 @@ def _build(
     config: DbtBuildConfig,
     name: str,
 ) -> Iterator[Any]:
-    # dbt runs with cwd=dbt/: hand it the absolute warehouse path through its profile's env var.
-    os.environ.update(meterworks.settings().dbt_env())
+    cfg = meterworks.settings()
+    # dbt runs with cwd=dbt/: hand it the absolute paths through its profile's env vars.
+    os.environ.update(engine_dbt_env(cfg))
+    on_spark = engine() == "spark"
     target_path = invocation_target_path(name)
+    if on_spark:
+        _prepare_spark(context, dbt, cfg, config, target_path)
     yield from dbt.cli(
         dbt_build_args(config.full_refresh, config.unit_tests, config.audit),
         context=context,
@@ -67,6 +76,32 @@ def _build(
     ).stream()
     save_partial_parse(target_path)
     prune_invocation_targets(name)
+    if on_spark:
+        served = retry_on_lock(
+            lambda: serve_spark_tables(cfg.warehouse, spark_dir(cfg) / "warehouse")
+        )
+        context.log.info(
+            f"Spark tables served to DuckDB readers: {len(served.views)} views"
+            + (f"; not yet written (empty): {', '.join(served.skipped)}" if served.skipped else "")
+        )
+
+
+def _prepare_spark(
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    cfg: Settings,
+    config: DbtBuildConfig,
+    target_path: Path,
+) -> None:
+    """On Spark: export the batches committed since the last export to the lake (the only read
+    of the DuckDB file), and on a fresh Spark catalog create every relation empty first (unit
+    tests read the columns of the relations they mock)."""
+    from meterworks.engine import spark as spark_engine
+
+    exported = retry_on_lock(lambda: spark_engine.prepare(cfg))
+    context.log.info(f"lake export: {exported}")
+    if config.unit_tests and not spark_table_folders(spark_dir(cfg) / "warehouse"):
+        dbt.cli(spark_engine.EMPTY_BUILD, target_path=target_path).wait()
 
 
 @dbt_assets(

@@ -16,12 +16,19 @@ from pathlib import Path
 from dagster_dbt import DbtCliResource, DbtProject
 
 from meterworks.config import DBT_EXECUTABLE, DBT_PROJECT_DIR, settings
+from meterworks.engine import dbt_target
 
+#: The dbt target follows the engine (``METERWORKS_ENGINE``: duckdb, or spark; a cluster sets
+#: ``METERWORKS_DBT_TARGET=spark_thrift``). The manifest is parsed for that target: configs such
+#: as the usage marts' materialization differ per adapter.
 meterworks_dbt_project = DbtProject(
     project_dir=DBT_PROJECT_DIR,
     profiles_dir=DBT_PROJECT_DIR,
-    target="duckdb",
+    target=dbt_target(),
 )
+
+#: Beside the manifest: the target it was parsed for (a different engine re-parses).
+MANIFEST_TARGET_FILE = "manifest.target"
 
 
 PARTIAL_PARSE_FILE = "partial_parse.msgpack"
@@ -39,7 +46,14 @@ def parse_dbt_project() -> None:
     dbt = DbtCliResource(project_dir=meterworks_dbt_project, dbt_executable=DBT_EXECUTABLE)
     target = _target_root()
     dbt.cli(["parse", "--quiet"], target_path=target).wait()
+    (target / MANIFEST_TARGET_FILE).write_text(meterworks_dbt_project.target or "")
     save_partial_parse(target)
+
+
+def manifest_target() -> str | None:
+    """The dbt target the current manifest was parsed for (None: unknown or no manifest)."""
+    marker = _target_root() / MANIFEST_TARGET_FILE
+    return marker.read_text().strip() if marker.exists() else None
 
 
 def _target_root() -> Path:
@@ -54,7 +68,8 @@ def _target_root() -> Path:
 # invocation starts from the save file of its own warehouse and leaves its new one there.
 def _partial_parse_cache() -> Path:
     warehouse = os.environ.get("METERWORKS_WAREHOUSE") or str(settings().warehouse)
-    digest = hashlib.sha256(warehouse.encode()).hexdigest()[:16]
+    key = f"{warehouse}\n{meterworks_dbt_project.target}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     return _target_root() / "partial_parse" / f"{digest}.msgpack"
 
 
