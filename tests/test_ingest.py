@@ -690,20 +690,154 @@ def test_canonical_properties_and_content_hash_are_pinned(tmp_path, wh, crowded_
     assert got == _pinned_expected()
 
 
-def test_duplicate_property_keys_are_pinned(tmp_path, wh):
-    # Only when the key set is sampled (the rare-key-set path rejects duplicate keys today).
-    lines = [
-        f'{{"transaction_id":"{tx}","customer_id":"acme","event":"completion",'
-        f'"timestamp":"{TS}","properties":{props}}}'
-        for tx, props in [("d1", '{"tokens":5,"model":"a","model":"b"}'),
-                          ("d2", '{"a":1,"a":2,"tokens":5}')]
-    ]  # fmt: skip
-    ingest(wh, write_jsonl(tmp_path / "a.jsonl", lines))
-    assert query(wh, "select transaction_id, properties, content_hash from raw.events "
-                     "order by event_seq") == [
+def _filler(crowded_out: bool) -> list[str]:
+    """64 key sets x 8 rows that crowd the following rows' key sets out of the sampled fast
+    paths, so those rows take the general path."""
+    if not crowded_out:
+        return []
+    return [json.dumps(ev(f"f{i}_{j}", event="api_request", **{f"f{i}": 1}))
+            for i in range(64) for j in range(8)]  # fmt: skip
+
+
+def _props_lines(cases: list[tuple[str, str]], copies: int = 1) -> list[str]:
+    return [
+        f'{{"transaction_id":"{tx}{"" if n == 0 else f"_{n}"}","customer_id":"acme",'
+        f'"event":"completion","timestamp":"{TS}","properties":{props}}}'
+        for tx, props in cases
+        for n in range(copies)
+    ]
+
+
+@pytest.mark.parametrize("crowded_out", [False, True])
+def test_duplicate_property_keys_are_pinned(tmp_path, wh, crowded_out):
+    """A repeated key gets one canonical form whether or not its key set is sampled (the
+    rare-key-set path used to fail the whole batch on a NOT NULL constraint): the members as
+    written when the keys' first occurrences are in order, else each key once (first value)."""
+    cases = [
+        ("d1", '{"tokens":5,"model":"a","model":"b"}'),
+        ("d2", '{"a":1,"a":2,"tokens":5}'),
+        ("d3", '{"a":1,"tokens":5,"a":2}'),
+        ("d4", '{"tokens":5,"a":1,"a":2}'),
+        ("d5", '{"b":{"x":1},"a":[1],"b":2,"tokens":5}'),
+        # with a null value (never a fast path): null members dropped
+        ("d6", '{"a":1,"a":null,"tokens":5}'),
+        ("d7", '{"tokens":5,"a":null,"a":2}'),
+    ]
+    result = ingest(
+        wh, write_jsonl(tmp_path / "a.jsonl", _filler(crowded_out) + _props_lines(cases))
+    )
+    assert result.quarantined == 0, quarantine(wh)
+    got = query(wh, "select transaction_id, properties, content_hash from raw.events "
+                    "where transaction_id like 'd%' order by event_seq")  # fmt: skip
+    assert got[:2] == [
         ("d1", '{"model":"a","tokens":5}', 10963025772163142165),
         ("d2", '{"a":1,"a":2,"tokens":5}', 3132030007184728053),
-    ]  # fmt: skip
+    ]
+    assert [(tx, props) for tx, props, _hash in got[2:]] == [
+        ("d3", '{"a":1,"tokens":5,"a":2}'),
+        ("d4", '{"a":1,"tokens":5}'),
+        ("d5", '{"a":[1],"b":{"x":1},"tokens":5}'),
+        ("d6", '{"a":1,"tokens":5}'),
+        ("d7", '{"tokens":5}'),
+    ]
+
+
+@pytest.mark.parametrize("crowded_out", [False, True])
+def test_property_keys_differing_only_by_case_are_kept(tmp_path, wh, crowded_out):
+    """Keys that differ only by case are distinct keys: the row is ingested with both
+    (``Model`` and ``model`` used to fail the whole file when their key set was sampled: DuckDB
+    struct field names are case-insensitive). So are the empty key and keys with a backslash
+    (no JSON path addresses them; they take the general path)."""
+    cases = [
+        ("k1", '{"tokens":5,"model":"b","Model":"a"}'),
+        ("k2", '{"Model":"a","model":"b","tokens":5}'),
+        ("k3", '{"tokens":5,"":1}'),
+        ("k4", r'{"tokens":5,"a\\\\b":1,"a\\b":2}'),  # keys a\\b and a\b
+        ("k5", '{"tokens":5,"K":1,"k":2,"\u212a":3}'),
+    ]
+    # five copies of each: sampled key sets unless crowded out
+    lines = _filler(crowded_out) + _props_lines(cases, copies=5)
+    result = ingest(wh, write_jsonl(tmp_path / "a.jsonl", lines))
+    assert (result.accepted, result.quarantined) == (len(lines), 0), quarantine(wh)
+    got = query(wh, "select distinct transaction_id[:2], properties from raw.events "
+                    "where transaction_id like 'k%' order by 1")  # fmt: skip
+    assert got == [
+        ("k1", '{"Model":"a","model":"b","tokens":5}'),
+        ("k2", '{"Model":"a","model":"b","tokens":5}'),
+        ("k3", '{"":1,"tokens":5}'),
+        ("k4", r'{"a\\\\b":1,"a\\b":2,"tokens":5}'),
+        ("k5", '{"K":1,"k":2,"tokens":5,"\u212a":3}'),
+    ]
+    hashes = query(wh, "select count(distinct content_hash) from raw.events "
+                       "where transaction_id like 'k1%' or transaction_id like 'k2%'")  # fmt: skip
+    assert hashes == [(1,)]
+
+
+def test_common_key_sets_take_the_fast_path(tmp_path):
+    """The sampled key sets keep their fast path (a regression here costs CPU, not results)."""
+    from meterworks.ingest.core import _key_sets, _Timed
+    from meterworks.ingest.files import resolve_inputs
+    from meterworks.ingest.readers import is_blank_line, jsonl_source
+
+    lines = _props_lines([("s", '{"tokens":5,"model":"m"}'), ("u", '{"model":"m","tokens":5}'),
+                          ("r", '{"tokens":5,"model":"a","model":"b"}')], copies=3)  # fmt: skip
+    path = write_jsonl(tmp_path / "a.jsonl", lines)
+    source = f"select 0 as file_idx, line_no, raw, doc, keep_raw from ({jsonl_source(resolve_inputs([path])[0])})"
+    con = connect(tmp_path / "w.duckdb")
+    try:
+        key_sets = _key_sets(_Timed(con), source, is_blank_line())
+    finally:
+        con.close()
+    # the repeated key takes the general path
+    assert sorted(keys for _sig, keys in key_sets) == [["model", "tokens"], ["tokens", "model"]]
+
+
+@pytest.mark.parametrize(
+    ("ts", "reason"),
+    [("infinity", "invalid_timestamp"), ("-infinity", "invalid_timestamp"),
+     ("epoch", "outside_backdating_window"), ("2025-02-20 11:00:00 Europe/Berlin", None)],
+)  # fmt: skip
+def test_timestamp_edge_cases(tmp_path, wh, ts, reason):
+    result = ingest(wh, write_jsonl(tmp_path / "a.jsonl", [ev("t1", ts=ts)]))
+    assert result.quarantined_by_reason == ({reason: 1} if reason else {})
+    if reason is None:
+        assert query(wh, "select event_ts from raw.events") == [(datetime(2025, 2, 20, 10),)]
+
+
+def test_normalize_plan_has_no_join():
+    """Line numbers are the rows' positions in the order the normalising insert writes them:
+    its plan must stream the file, with no join (DuckDB plans ``x IN (five or more
+    constants)`` and ``list_contains`` of a constant list as joins)."""
+    import duckdb
+
+    from meterworks.ingest.normalize import normalize_select
+
+    data = dict(CATALOG_DATA)
+    data["meters"] = [*CATALOG_DATA["meters"],
+                      {"code": "gpu", "event": "job", "aggregation": "sum", "property": "gpu_s",
+                       "filters": {"kind": [f"k{i}" for i in range(8)]}},
+                      *[{"code": f"c{i}", "event": f"e{i}", "aggregation": "count"}
+                        for i in range(8)]]  # fmt: skip
+    key_sets = [(1000 + i, [f"a{i}", "b", "c"]) for i in range(32)]  # sorted
+    key_sets += [(2000 + i, ["z", f"a{i}"]) for i in range(32)]  # not sorted
+    source = (
+        "select 0 as file_idx, NULL::BIGINT as line_no, '' as raw, '' as doc, false as keep_raw"
+    )
+    for utc in (False, True):
+        sql = normalize_select(source, parse_catalog(data), NOW, key_sets, utc_session=utc)
+        plan = duckdb.connect().execute(f"explain {sql}").fetchall()[0][1]
+        assert "join" not in plan.lower()
+
+
+def test_session_settings_are_left_as_found(tmp_path, wh):
+    con = connect(wh)
+    try:
+        ingest_files(con, [write_jsonl(tmp_path / "a.jsonl", [ev("t1")])], CATALOG, now=NOW)
+        assert con.execute("select current_setting('preserve_insertion_order')").fetchone() == (
+            True,
+        )
+    finally:
+        con.close()
 
 
 def test_parquet_and_csv_twins_hash_as_pinned(tmp_path, wh):

@@ -55,6 +55,19 @@ def jsonl_source(file: InputFile) -> str:
     """
 
 
+def jsonl_sample_source(file: InputFile) -> str:
+    """``jsonl_source`` for a sample of the first lines (``core._key_sets``): small read
+    buffers, so that reading a few thousand lines does not read and split the first 10+ MB of
+    the file; a line over 1 MB is left out of the sample."""
+    return f"""
+        select NULL::BIGINT as line_no, raw, raw as doc, false as keep_raw
+        from read_csv({q(str(file.path))}, columns={{'raw': 'VARCHAR'}}, header=false,
+                      delim=chr(0), quote='', escape='', auto_detect=false,
+                      max_line_size=1048576, buffer_size=1048576, ignore_errors=true,
+                      strict_mode=false, compression={q("gzip" if file.compressed else "none")})
+    """
+
+
 def is_blank_line(raw: str = "raw") -> str:
     """SQL: the JSONL line ``raw`` is blank (skipped, not quarantined)."""
     return f"({raw} is null or trim({raw}) = '')"
