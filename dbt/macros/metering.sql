@@ -27,7 +27,7 @@
         {{ meterworks.meter_case(specs, 'unique_value', 'v.properties') }} as unique_value,
         o.timezone,
         o.offset_minutes,
-        {{ dbt.dateadd('minute', 'o.offset_minutes', 'v.event_ts') }} as local_ts
+        {{ meterworks.add_minutes('v.event_ts', 'o.offset_minutes') }} as local_ts
     from {{ versions }} as v
     inner join (
         select
@@ -80,7 +80,16 @@
 
 {#- A SQL string literal. -#}
 {% macro sql_literal(value) -%}
+    {{ return(adapter.dispatch('sql_literal', 'meterworks')(value)) }}
+{%- endmacro %}
+
+{% macro default__sql_literal(value) -%}
     '{{ value | string | replace("'", "''") }}'
+{%- endmacro %}
+
+{#- Spark reads a backslash in a string literal as an escape, and a quote as '\''. -#}
+{% macro spark__sql_literal(value) -%}
+    '{{ value | string | replace("\\", "\\\\") | replace("'", "\\'") }}'
 {%- endmacro %}
 
 {#- 1-based index of the spec a meter row (alias `alias`, columns of stg_meterworks__meters)

@@ -11,9 +11,10 @@ export, the Spark build in one process and one Spark session (``meterworks.engin
 ``meterworks.engine.compare`` over every table Spark built. Prints one JSON line of results;
 exit 0 when every table is equal and every mart exists on both engines.
 
-``--metering-from-duckdb`` is a stop-gap while the metering models are being ported: their
-DuckDB tables are exported to the lake and registered in Spark under the same names, the
-metering models are excluded from the Spark build, and only the other models are compared.
+Every model runs on Spark. ``--metering-from-duckdb`` narrows a difference down: the DuckDB
+tables of the metering models are exported to the lake and registered in Spark under the same
+names, the metering models are excluded from the Spark build, and only the other models are
+compared (a difference that remains is not the metering's).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from meterworks.engine.spark import is_fresh  # noqa: E402
 PY = sys.executable
 DBT = str(Path(PY).with_name("dbt"))
 
-#: Models the metering engineer owns, and the relations --metering-from-duckdb stands in.
+#: The metering models, and the relations --metering-from-duckdb stands in.
 METERING_MODELS = (
     "stg_meterworks__events",
     "int_event_corrections",

@@ -66,13 +66,3 @@
 {% macro spark__json_array_where(array_expression, key, value) -%}
     filter({{ array_expression }}, x -> get_json_object(x, '$.{{ key }}') = '{{ value }}')
 {%- endmacro %}
-
-{#- Spark variants of the macros/json.sql helpers the Stripe models use (their dispatchers live
-    there; move these into that file when it is next edited). -#}
-{% macro spark__json_path_epoch(json_expression, path) -%}
-    timestamp_seconds(try_cast({{ meterworks.json_path_text(json_expression, path) }} as bigint))
-{%- endmacro %}
-
-{% macro spark__json_path_array(json_expression, path) -%}
-    coalesce(from_json(get_json_object({{ json_expression }}, '$.{{ path }}'), 'array<string>'), array())
-{%- endmacro %}

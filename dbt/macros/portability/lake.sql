@@ -41,7 +41,8 @@
 
 {#- run-operation: register Parquet folders as Spark tables, e.g.
     dbt run-operation register_parquet_relations --args '{relations: {"intermediate.x": "/lake/x"}}'
-    (used to stand in relations built elsewhere, e.g. while a model is being ported). -#}
+    (stands in relations built elsewhere, e.g. DuckDB's metering tables to tell a metering
+    difference from one downstream: scripts/spark/compare_engines.py --metering-from-duckdb). -#}
 {% macro register_parquet_relations(relations) -%}
     {%- for name, location in relations.items() -%}
         {%- set schema = name.split('.')[0] -%}

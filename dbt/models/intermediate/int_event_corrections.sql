@@ -1,6 +1,6 @@
 {{
     config(
-        materialized='incremental',
+        materialized=('table' if target.type == 'spark' else 'incremental'),
         incremental_strategy='delete+insert',
         unique_key='transaction_id',
     )

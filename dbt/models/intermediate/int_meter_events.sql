@@ -1,3 +1,7 @@
+{#- A table on Spark, where a view is recomputed by every reader (the usage marts, billing's
+    measured usage and the audits each parse the event JSON again); a view on DuckDB. -#}
+{{ config(materialized=('table' if target.type == 'spark' else 'view')) }}
+
 {#- The meter application over the effective events: one row per (effective event, meter
     listening to its event name) whose filters all match. -#}
 

@@ -1,6 +1,6 @@
 {{
     config(
-        materialized='incremental',
+        materialized=('table' if target.type == 'spark' else 'incremental'),
         incremental_strategy='delete+insert',
         unique_key=['customer_id', 'meter_code', 'dimensions', 'period_month'],
         post_hook="{{ meterworks.delete_empty_usage_rows() }}",
