@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export METERWORKS_HOME ?= $(CURDIR)/data
 
-.PHONY: setup demo test test-slow lint format bench clean dev app
+.PHONY: setup demo test test-slow test-spark lint format bench clean dev app
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,12 @@ test: $(STAMP)  ## the default, fast test suite
 
 test-slow: $(STAMP)  ## heavy end-to-end checks (run in CI too)
 	$(BIN)/pytest -q -m slow
+
+test-spark: $(STAMP)  ## dbt on Apache Spark: local[2], the Dagster build, a standalone cluster (Java 17)
+	$(BIN)/python -c 'import pyspark, pyhive, thrift_sasl, dbt.adapters.spark' 2>/dev/null \
+		|| $(BIN)/pip install --quiet -e '.[dev,spark]'
+	$(BIN)/python -c 'from meterworks.engine.spark import _java_home as j; h = j(); print("JAVA_HOME", h); assert h, "no Java 17: set JAVA_HOME or put java on PATH"'
+	$(BIN)/pytest -q -m spark
 
 lint: $(STAMP)  ## ruff + sqlfluff
 	$(BIN)/ruff check .

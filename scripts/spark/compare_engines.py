@@ -3,6 +3,7 @@
     .venv/bin/python scripts/spark/compare_engines.py                 # temp home, small demo
     .venv/bin/python scripts/spark/compare_engines.py --home /tmp/h --keep
     .venv/bin/python scripts/spark/compare_engines.py --target spark_thrift --home H  # cluster
+    scripts/spark/cluster.sh build     # the same on a local standalone cluster it starts and stops
 
 Steps: the demo through the CLI (DuckDB; skipped when the home already has a warehouse), a
 DuckDB ``dbt build`` at a fixed ``as_of`` (so both engines project at the same instant), the lake
@@ -34,7 +35,7 @@ sys.path.insert(0, str(REPO))
 from meterworks.config import settings  # noqa: E402
 from meterworks.engine import spark_dir  # noqa: E402
 from meterworks.engine.compare import MARTS, compare_all  # noqa: E402
-from meterworks.engine.spark import is_fresh  # noqa: E402
+from meterworks.engine.spark import EMPTY_BUILD, is_fresh  # noqa: E402
 
 PY = sys.executable
 DBT = str(Path(PY).with_name("dbt"))
@@ -118,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", default="spark", choices=["spark", "spark_thrift"])
     parser.add_argument("--metering-from-duckdb", action="store_true")
     parser.add_argument("--skip-duckdb", action="store_true", help="reuse the DuckDB build")
+    parser.add_argument("--out", help="also write the JSON result to this file")
     args = parser.parse_args(argv)
 
     home = Path(args.home or tempfile.mkdtemp(prefix="meterworks-engines-")).resolve()
@@ -161,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         )  # fmt: skip
         exclude = ["--exclude", *METERING_MODELS]
     if fresh:
-        steps.append(["build", "--empty", "--exclude-resource-type", "unit_test", *exclude])
+        steps.append([*EMPTY_BUILD, *exclude])
     steps.append(["build", *exclude, "--vars", dbt_vars])
     spark_cmd = [
         PY,
@@ -189,20 +191,21 @@ def main(argv: list[str] | None = None) -> int:
     for diff in diffs:
         print(diff.describe(), file=sys.stderr)
     ok = not missing and all(d.equal for d in diffs)
-    print(
-        json.dumps(
-            {
-                "ok": ok,
-                "home": str(home),
-                "as_of": as_of,
-                "target": args.target,
-                "metering_from_duckdb": args.metering_from_duckdb,
-                "missing": missing,
-                "tables": {d.table: {"rows": d.duckdb_rows, "equal": d.equal} for d in diffs},
-                "seconds": timings,
-            }
-        )
+    result = json.dumps(
+        {
+            "ok": ok,
+            "home": str(home),
+            "as_of": as_of,
+            "target": args.target,
+            "metering_from_duckdb": args.metering_from_duckdb,
+            "missing": missing,
+            "tables": {d.table: {"rows": d.duckdb_rows, "equal": d.equal} for d in diffs},
+            "seconds": timings,
+        }
     )
+    if args.out:
+        Path(args.out).write_text(result + "\n")
+    print(result)
     return 0 if ok else 1
 
 
