@@ -31,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -56,22 +57,32 @@ TIMEZONES = [
 
 
 class PeakRss:
-    """Largest summed RSS of this process and its descendants, sampled in a thread."""
+    """Largest summed RSS of process trees, sampled in a thread: by default this process and
+    its descendants. ``roots`` (called at every sample, so processes started meanwhile count
+    as soon as they exist) names other trees' root pids instead."""
 
-    def __init__(self, interval: float = 0.05) -> None:
+    def __init__(
+        self, interval: float = 0.05, roots: Callable[[], list[int]] | None = None
+    ) -> None:
         self.interval = interval
+        self.roots = roots or (lambda: [os.getpid()])
         self.peak = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    def _sample(self) -> int:
+        seen: dict[int, int] = {}
+        for pid in self.roots():
+            with contextlib.suppress(psutil.Error):
+                root = psutil.Process(pid)
+                for proc in [root, *root.children(recursive=True)]:
+                    with contextlib.suppress(psutil.Error):
+                        seen[proc.pid] = proc.memory_info().rss
+        return sum(seen.values())
+
     def _run(self) -> None:
-        me = psutil.Process()
         while not self._stop.is_set():
-            total = 0
-            for proc in [me, *me.children(recursive=True)]:
-                with contextlib.suppress(psutil.Error):
-                    total += proc.memory_info().rss
-            self.peak = max(self.peak, total)
+            self.peak = max(self.peak, self._sample())
             self._stop.wait(self.interval)
 
     def __enter__(self) -> PeakRss:

@@ -142,7 +142,9 @@ start() {
   done
   wait_port master "$MASTER_WEBUI_PORT" 60
   wait_workers 120
-  # Spark's launcher gives the Thrift Server SPARK_DAEMON_MEMORY as heap before --driver-memory
+  # Spark's launcher gives the Thrift Server SPARK_DAEMON_MEMORY as heap before --driver-memory.
+  # Hive deletes a session's resources folder when the session closes: one per session (as
+  # Hive's default), else dbt's two threads race ("Couldn't create directory .../resources").
   launch thrift env SPARK_DAEMON_MEMORY="$DRIVER_MEMORY" "$SPARK_HOME/bin/spark-submit" \
     --class org.apache.spark.sql.hive.thriftserver.HiveThriftServer2 \
     --master "$MASTER" --name meterworks-thrift \
@@ -169,7 +171,7 @@ start() {
     --hiveconf hive.server2.thrift.port="$THRIFT_PORT" \
     --hiveconf "hive.exec.scratchdir=$STATE/hive/scratch" \
     --hiveconf "hive.exec.local.scratchdir=$STATE/hive/local" \
-    --hiveconf "hive.downloaded.resources.dir=$STATE/hive/resources" \
+    --hiveconf "hive.downloaded.resources.dir=$STATE/hive/\${hive.session.id}_resources" \
     --hiveconf "hive.server2.logging.operation.log.location=$STATE/hive/operation_logs" \
     --hiveconf "hive.querylog.location=$STATE/hive/querylog" \
     spark-internal
