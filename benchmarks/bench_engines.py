@@ -176,7 +176,8 @@ def meter_totals_rows(cfg, engine: str) -> int:
         with connect(cfg.warehouse, read_only=True) as con:
             return con.execute("select count(*) from marts.fct_meter_totals").fetchone()[0]
     folder = spark_dir(cfg) / "warehouse" / "marts.db" / "fct_meter_totals"
-    return duckdb.sql(f"select count(*) from read_parquet('{folder}/*.parquet')").fetchone()[0]
+    with duckdb.connect() as con:
+        return con.execute(f"select count(*) from read_parquet('{folder}/*.parquet')").fetchone()[0]
 
 
 def main() -> None:
