@@ -130,6 +130,7 @@ def bench_spark(cfg, events: int, timeout: float, worker_memory: str) -> EngineR
                 raise RuntimeError(f"cluster start failed:\n{tail}")
             cmd = [sys.executable, "-m", "meterworks.engine.spark", "--target", "spark_thrift"]
             code, tail = _run(cmd, env, cfg.home / "bench-spark.log", timeout)
+            tail = (cfg.home / "bench-spark.log").read_text()  # the lake line comes first
             for name, seconds in re.findall(r"^dbt (.+?): (?:ok|FAILED) in ([\d.]+)s", tail, re.M):
                 detail["dbt " + name] = float(seconds)
             lake = re.search(r"'seconds': ([\d.]+)", tail)
