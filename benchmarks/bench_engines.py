@@ -10,7 +10,7 @@ the whole dbt project (every model, data test and unit test) from that warehouse
 - on DuckDB: one ``dbt build`` (the ``duckdb`` target, as ``meterworks build`` runs it);
 - on Spark: ``scripts/spark/cluster.sh start`` (master + 2 workers + Thrift Server on
   127.0.0.1), the lake export, ``dbt build`` through the ``spark_thrift`` target (on a fresh
-  catalog an ``--empty`` build first, reported apart), then ``cluster.sh stop``.
+  catalog a ``run --empty`` first, reported apart), then ``cluster.sh stop``.
 
 Printed per engine: wall time of the build, peak memory (summed RSS of every process of the
 engine: the dbt process and, on Spark, the master, workers, executors and Thrift Server), and
@@ -62,10 +62,10 @@ class EngineRun:
 
 
 def _run(cmd: list[str], env: dict[str, str], log: Path, timeout: float) -> tuple[int, str]:
-    """Run ``cmd`` with its output in ``log``; (exit code, the output's tail)."""
+    """Run ``cmd`` with its output in ``log``; (exit code, the whole output)."""
     with log.open("w") as out:
         proc = subprocess.run(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=timeout)
-    return proc.returncode, log.read_text()[-3000:]
+    return proc.returncode, log.read_text()
 
 
 def bench_duckdb(cfg, events: int, timeout: float) -> EngineRun:
@@ -89,11 +89,16 @@ def bench_duckdb(cfg, events: int, timeout: float) -> EngineRun:
     me = os.getpid()
     began = time.perf_counter()
     with PeakRss(0.2, lambda: [child.pid for child in psutil.Process(me).children()]) as mem:
-        code, tail = _run(cmd, env, cfg.home / "bench-duckdb.log", timeout)
+        code, output = _run(cmd, env, cfg.home / "bench-duckdb.log", timeout)
     seconds = time.perf_counter() - began
-    done = re.search(r"Done\. (PASS=\d+ WARN=\d+ ERROR=\d+ SKIP=\d+.*)", tail)
+    done = re.search(r"Done\. (PASS=\d+ WARN=\d+ ERROR=\d+ SKIP=\d+.*)", output)
     return EngineRun(
-        "duckdb", events, seconds, mem.mb, code == 0, {"dbt": done.group(1) if done else tail}
+        "duckdb",
+        events,
+        seconds,
+        mem.mb,
+        code == 0,
+        {"dbt": done.group(1) if done else output[-3000:]},
     )
 
 
@@ -127,10 +132,9 @@ def bench_spark(cfg, events: int, timeout: float, worker_memory: str) -> EngineR
             )
             detail["cluster_start_s"] = round(time.perf_counter() - started, 1)
             if code != 0:
-                raise RuntimeError(f"cluster start failed:\n{tail}")
+                raise RuntimeError(f"cluster start failed:\n{tail[-3000:]}")
             cmd = [sys.executable, "-m", "meterworks.engine.spark", "--target", "spark_thrift"]
             code, tail = _run(cmd, env, cfg.home / "bench-spark.log", timeout)
-            tail = (cfg.home / "bench-spark.log").read_text()  # the lake line comes first
             for name, seconds in re.findall(r"^dbt (.+?): (?:ok|FAILED) in ([\d.]+)s", tail, re.M):
                 detail["dbt " + name] = float(seconds)
             lake = re.search(r"'seconds': ([\d.]+)", tail)
