@@ -14,8 +14,9 @@ the whole dbt project (every model, data test and unit test) from that warehouse
 
 Printed per engine: wall time of the build, peak memory (summed RSS of every process of the
 engine: the dbt process and, on Spark, the master, workers, executors and Thrift Server), and
-the Spark-to-DuckDB ratio. One 2-core machine shows the path, not scale: Spark's per-node
-latency dominates at these sizes, so the ratio is what to watch as volume grows.
+the Spark-to-DuckDB ratio; with two or more sizes, each engine's marginal cost per million
+events (a line through its smallest and largest size) and where the two lines cross, if they
+do. One 2-core machine shows the path, not scale.
 """
 
 from __future__ import annotations
@@ -185,6 +186,36 @@ def meter_totals_rows(cfg, engine: str) -> int:
         return con.execute(f"select count(*) from read_parquet('{folder}/*.parquet')").fetchone()[0]
 
 
+def crossover_lines(results: list[EngineRun]) -> list[str]:
+    """Where the engines' build times would cross, from a line through each engine's smallest
+    and largest size: ``time = fixed + marginal * events``. Empty with fewer than two sizes."""
+    fits: dict[str, tuple[float, float]] = {}
+    lines = []
+    for engine in ("duckdb", "spark"):
+        runs = sorted((r for r in results if r.engine == engine and r.ok), key=lambda r: r.events)
+        if len(runs) < 2 or runs[0].events == runs[-1].events:
+            continue
+        small, large = runs[0], runs[-1]
+        marginal = (large.build_s - small.build_s) / (large.events - small.events) * 1e6
+        fixed = small.build_s - marginal * small.events / 1e6
+        fits[engine] = (fixed, marginal)
+        lines.append(
+            f"{engine}: {marginal:.1f}s per million events + {fixed:.1f}s fixed "
+            f"({small.events:,} -> {large.events:,} events)"
+        )
+    if len(fits) == 2:
+        (d_fixed, d_marginal), (s_fixed, s_marginal) = fits["duckdb"], fits["spark"]
+        if s_marginal >= d_marginal:
+            lines.append(
+                f"no crossover on this machine: Spark's marginal cost is "
+                f"{s_marginal / d_marginal:.1f}x DuckDB's"
+            )
+        else:
+            at = (s_fixed - d_fixed) / (d_marginal - s_marginal) * 1e6
+            lines.append(f"crossover at ~{at:,.0f} events (extrapolated)")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, nargs="+", default=[10_000_000, 50_000_000])
@@ -222,6 +253,8 @@ def main() -> None:
         if {"duckdb", "spark"} <= by_engine.keys():
             ratio = by_engine["spark"].build_s / by_engine["duckdb"].build_s
             print(f"[{events:,} events] Spark / DuckDB wall time: {ratio:.1f}x", flush=True)
+    for line in crossover_lines(results):
+        print(line, flush=True)
     (args.out / "results.json").write_text(json.dumps([asdict(r) for r in results], indent=2))
     print(f"results: {args.out / 'results.json'}")
     if not all(r.ok for r in results):
