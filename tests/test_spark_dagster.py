@@ -27,8 +27,8 @@ TOTALS = (
     "select customer_id, meter_code, dimensions, period_month, quantity, event_count "
     "from marts.fct_meter_totals order by all"
 )
-#: The models that read the build instant (``meterworks.as_of()``, the current time when no
-#: ``as_of`` var is given): the DuckDB reference rebuilds them at the instant Spark used.
+#: The models that read the build instant (``meterworks.as_of()``, the dbt invocation's start
+#: when no ``as_of`` var is given): the DuckDB reference rebuilds them at the instant Spark used.
 AS_OF_MODELS = ["fct_projected_invoice+", "int_mrr_subscription_months+", "fct_mrr+"]
 
 
