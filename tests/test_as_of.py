@@ -15,12 +15,12 @@ from pathlib import Path
 
 from meterworks.config import DBT_EXECUTABLE, DBT_PROJECT_DIR
 
-#: Every model that calls ``meterworks.as_of()``.
-AS_OF_MODELS = {
-    "fct_projected_invoice": "marts/billing",
-    "int_mrr_subscription_months": "intermediate/revenue",
-    "fct_mrr": "marts/revenue",
-}
+#: Every model that calls ``meterworks.as_of()`` (read from the models, so a new one is covered).
+AS_OF_MODELS = sorted(
+    path.stem
+    for path in (DBT_PROJECT_DIR / "models").rglob("*.sql")
+    if "meterworks.as_of()" in path.read_text()
+)
 LITERAL = re.compile(r"cast\('(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{6})' as timestamp\)")
 
 
@@ -35,8 +35,9 @@ def _compile(tmp_path: Path, *extra: str) -> dict[str, str]:
     )  # fmt: skip
     compiled = target / "compiled" / "meterworks" / "models"
     return {
-        name: (compiled / folder / f"{name}.sql").read_text()
-        for name, folder in AS_OF_MODELS.items()
+        path.stem: path.read_text()
+        for path in compiled.rglob("*.sql")
+        if path.stem in AS_OF_MODELS  # not the models' data tests, also compiled
     }
 
 
@@ -44,6 +45,7 @@ def test_models_of_one_invocation_share_the_start_instant(tmp_path: Path) -> Non
     before = datetime.now(UTC).replace(tzinfo=None)
     sql = _compile(tmp_path)
     after = datetime.now(UTC).replace(tzinfo=None)
+    assert sorted(sql) == AS_OF_MODELS
     instants = {name: set(LITERAL.findall(text)) for name, text in sql.items()}
     assert all(instants.values()), f"a model does not use the as_of literal: {instants}"
     (instant,) = set().union(*instants.values())  # one instant for all three models
@@ -53,6 +55,7 @@ def test_models_of_one_invocation_share_the_start_instant(tmp_path: Path) -> Non
 
 def test_the_as_of_var_overrides_the_start_instant(tmp_path: Path) -> None:
     sql = _compile(tmp_path, "--vars", '{"as_of": "2026-03-31 23:59:59"}')
+    assert sorted(sql) == AS_OF_MODELS
     for text in sql.values():
         assert "cast('2026-03-31 23:59:59' as timestamp)" in text
         assert not LITERAL.search(text)
