@@ -32,7 +32,6 @@ create table if not exists raw.events (
     event_name varchar not null,
     event_ts timestamp not null,
     properties varchar not null,
-    content_hash ubigint not null,
     source_shape varchar not null,
     source_file varchar not null,
     source_line bigint,
@@ -153,7 +152,20 @@ def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
     from meterworks.stripe_sync.schema import ensure_stripe_schema
 
     con.execute(RAW_DDL)
+    _drop_stored_content_hash(con)
     ensure_stripe_schema(con)
+
+
+def _drop_stored_content_hash(con: duckdb.DuckDBPyConnection) -> None:
+    """Older warehouses stored an MD5 ``content_hash`` per event; ingestion now compares the
+    content itself, and only for the ids a batch sees twice or already stored. Dropping the
+    column loses nothing: it was a function of the stored columns."""
+    stale = con.execute(
+        "select count(*) from duckdb_columns() where database_name = current_database() "
+        "and schema_name = 'raw' and table_name = 'events' and column_name = 'content_hash'"
+    ).fetchone()[0]
+    if stale:
+        con.execute("alter table raw.events drop column content_hash")
 
 
 def _replace_rows(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict]) -> None:

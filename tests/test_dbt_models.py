@@ -225,7 +225,7 @@ class Warehouse:
             for tx, action, corrects, customer, event, ts, props in rows:
                 con.execute(
                     """insert into raw.events values (?, ?, ?, ?, ?, ?, ?, cast(? as timestamp), ?,
-                       hash(?), 'canonical', 'test.jsonl', ?, now()::timestamp)""",
+                       'canonical', 'test.jsonl', ?, now()::timestamp)""",
                     [
                         self.next_seq,
                         batch_id,
@@ -236,7 +236,6 @@ class Warehouse:
                         event,
                         ts,
                         json.dumps(props),
-                        tx,
                         self.next_seq,
                     ],
                 )

@@ -596,88 +596,78 @@ def test_default_now_is_current_time(tmp_path, wh):
 
 # -- canonical form pins ----------------------------------------------------------------------
 
-# Stored hashes decide duplicate vs conflict across batches, so the canonical properties text
-# and content_hash of an input must never drift: these are the values the format has today.
+# The stored canonical properties decide duplicate vs conflict across batches (a redelivery is
+# compared with what was stored), so the canonical text of an input must never drift: these are
+# the values the format has today.
 PINNED_PROPERTIES = {
-    # name: (properties as sent, canonical text, content_hash)
-    "sorted": ('{"model":"m1","tokens":5}', '{"model":"m1","tokens":5}', 17799742966216521305),
-    "unsorted": ('{"tokens":5,"model":"m1"}', '{"model":"m1","tokens":5}', 17799742966216521305),
-    "spaces": ('{ "tokens" : 5 ,\t"model" : "m1" }', '{"model":"m1","tokens":5}',
-               17799742966216521305),
-    "null_dropped": ('{"tokens":5,"gone":null,"model":"m1"}', '{"model":"m1","tokens":5}',
-                     17799742966216521305),
+    # name: (properties as sent, canonical text)
+    "sorted": ('{"model":"m1","tokens":5}', '{"model":"m1","tokens":5}'),
+    "unsorted": ('{"tokens":5,"model":"m1"}', '{"model":"m1","tokens":5}'),
+    "spaces": ('{ "tokens" : 5 ,\t"model" : "m1" }', '{"model":"m1","tokens":5}'),
+    "null_dropped": ('{"tokens":5,"gone":null,"model":"m1"}', '{"model":"m1","tokens":5}'),
     "null_text": ('{"tokens":5,"c":"null","model":"nullable"}',
-                  '{"c":"null","model":"nullable","tokens":5}', 5339174899295606640),
+                  '{"c":"null","model":"nullable","tokens":5}'),
     "nested": ('{"tokens":5,"z":{"b":1,"a":[3,2,{"y":null,"x":1}]},"a":[],"m":{}}',
-               '{"a":[],"m":{},"tokens":5,"z":{"b":1,"a":[3,2,{"y":null,"x":1}]}}',
-               16180943498956872373),
-    "number_string": ('{"tokens":"5","model":5}', '{"model":5,"tokens":"5"}', 616988450319986415),
+               '{"a":[],"m":{},"tokens":5,"z":{"b":1,"a":[3,2,{"y":null,"x":1}]}}'),
+    "number_string": ('{"tokens":"5","model":5}', '{"model":5,"tokens":"5"}'),
     "number_forms": ('{"tokens":5.0,"big":12345678901234567890,"e":1e5,"neg":-0.0,"f":1.50,"i":-7}',
                      '{"big":12345678901234567890,"e":100000.0,"f":1.5,"i":-7,"neg":-0.0,'
-                     '"tokens":5.0}', 11130081248566184147),
+                     '"tokens":5.0}'),
     "unicode": ('{"tokens":5,"\\u00fc":"h\\u00e9llo \\u2713 \\ud83d\\ude00",'
                 '"Z":"\\u00e9\\n\\"q\\"","model":"\\u2603"}',
-                '{"Z":"é\\n\\"q\\"","model":"☃","tokens":5,"ü":"héllo ✓ 😀"}',
-                17697161551856316250),
+                '{"Z":"é\\n\\"q\\"","model":"☃","tokens":5,"ü":"héllo ✓ 😀"}'),
     "unicode_raw": ('{"tokens":5,"ü":"héllo ✓ 😀","model":"日本"}',
-                    '{"model":"日本","tokens":5,"ü":"héllo ✓ 😀"}', 11628277503536411801),
+                    '{"model":"日本","tokens":5,"ü":"héllo ✓ 😀"}'),
     "escapes": ('{"tokens":5,"s":"a\\/b","t":"\\t\\u0001","k\\"q":1}',
-                '{"k\\"q":1,"s":"a/b","t":"\\t\\u0001","tokens":5}', 3222928760839505420),
-    "bools": ('{"tokens":5,"b":true,"a":false}', '{"a":false,"b":true,"tokens":5}',
-              9722474121557176002),
+                '{"k\\"q":1,"s":"a/b","t":"\\t\\u0001","tokens":5}'),
+    "bools": ('{"tokens":5,"b":true,"a":false}', '{"a":false,"b":true,"tokens":5}'),
     "key_order": ('{"tokens":5,"_k":4,"1":5,"model":"m","Z":1,"a b":2}',
-                  '{"1":5,"Z":1,"_k":4,"a b":2,"model":"m","tokens":5}', 3559100167558747799),
-    "empty": ("{}", "{}", 9282849191997697578),
-    "null_props": ("null", "{}", 9282849191997697578),
+                  '{"1":5,"Z":1,"_k":4,"a b":2,"model":"m","tokens":5}'),
+    "empty": ("{}", "{}"),
+    "null_props": ("null", "{}"),
 }  # fmt: skip
 PINNED_OTHER = {
-    # transaction_id: (line, canonical text, content_hash): timestamps, shapes, corrections
+    # transaction_id: (line, canonical text): timestamps, shapes, corrections
     "ts_epoch_s": ('{"transaction_id":"ts_epoch_s","customer_id":"acme","event":"completion",'
-                   '"timestamp":1740045600,"properties":{"tokens":1}}', '{"tokens":1}',
-                   521623703965047439),
+                   '"timestamp":1740045600,"properties":{"tokens":1}}', '{"tokens":1}'),
     "ts_epoch_ms": ('{"transaction_id":"ts_epoch_ms","customer_id":"acme","event":"completion",'
-                    '"timestamp":1740045600123,"properties":{"tokens":1}}', '{"tokens":1}',
-                    12500542589494974513),
+                    '"timestamp":1740045600123,"properties":{"tokens":1}}', '{"tokens":1}'),
     "ts_frac": ('{"transaction_id":"ts_frac","customer_id":"acme","event":"completion",'
                 '"timestamp":"2025-02-20T10:00:00.123456789Z","properties":{"tokens":1}}',
-                '{"tokens":1}', 5990649811425957159),
+                '{"tokens":1}'),
     "ts_offset": ('{"transaction_id":"ts_offset","customer_id":"acme","event":"completion",'
                   '"timestamp":"2025-02-20T11:00:00.5+01:00","properties":{"tokens":1}}',
-                  '{"tokens":1}', 15114417716509941815),
+                  '{"tokens":1}'),
     "lago_wrapped": ('{"event":{"transaction_id":"lago_wrapped","external_customer_id":"acme",'
                      '"code":"completion","timestamp":"1740045600.25",'
-                     '"properties":{"tokens":2,"model":"m"}}}', '{"model":"m","tokens":2}',
-                     17830205604998931324),
+                     '"properties":{"tokens":2,"model":"m"}}}', '{"model":"m","tokens":2}'),
     "cloudevent": ('{"specversion":"1.0","id":"cloudevent","source":"x","type":"completion",'
                    '"subject":"acme","time":"2025-02-20T10:00:00Z",'
-                   '"data":{"tokens":3,"model":"m"}}', '{"model":"m","tokens":3}',
-                   8965263686189754923),
-    "void1": ('{"transaction_id":"void1","action":"void","corrects":"sorted"}', "{}",
-              12596434356495225762),
+                   '"data":{"tokens":3,"model":"m"}}', '{"model":"m","tokens":3}'),
+    "void1": ('{"transaction_id":"void1","action":"void","corrects":"sorted"}', "{}"),
     "amend1": ('{"transaction_id":"amend1","action":"AMEND","corrects":"unsorted",'
                '"customer_id":"acme","event":"completion","timestamp":"2025-02-20T10:00:00Z",'
-               '"properties":{"tokens":6,"model":"m1"}}', '{"model":"m1","tokens":6}',
-               6615190019846268001),
+               '"properties":{"tokens":6,"model":"m1"}}', '{"model":"m1","tokens":6}'),
 }  # fmt: skip
 
 
 def _pinned_lines() -> list[str]:
     lines = []
-    for name, (props, _canonical, _hash) in PINNED_PROPERTIES.items():
+    for name, (props, _canonical) in PINNED_PROPERTIES.items():
         event = "completion" if "tokens" in props else "api_request"
         lines.append(f'{{"transaction_id":"{name}","customer_id":"acme","event":"{event}",'
                      f'"timestamp":"{TS}","properties":{props}}}')  # fmt: skip
-    return lines + [line for line, _canonical, _hash in PINNED_OTHER.values()]
+    return lines + [line for line, _canonical in PINNED_OTHER.values()]
 
 
 def _pinned_expected() -> list[tuple]:
-    rows = [(name, c, h) for name, (_p, c, h) in PINNED_PROPERTIES.items()]
-    return rows + [(tx, c, h) for tx, (_line, c, h) in PINNED_OTHER.items()]
+    rows = [(name, c) for name, (_p, c) in PINNED_PROPERTIES.items()]
+    return rows + [(tx, c) for tx, (_line, c) in PINNED_OTHER.items()]
 
 
 @pytest.mark.parametrize("crowded_out", [False, True])
-def test_canonical_properties_and_content_hash_are_pinned(tmp_path, wh, crowded_out):
-    """Byte-identical canonical text and hash, whether or not a row's key set is among the
+def test_canonical_properties_are_pinned(tmp_path, wh, crowded_out):
+    """Byte-identical canonical text, whether or not a row's key set is among the
     batch's most common ones (64 filler key sets, 8 rows each, crowd the tricky ones out)."""
     filler = []
     if crowded_out:
@@ -685,7 +675,7 @@ def test_canonical_properties_and_content_hash_are_pinned(tmp_path, wh, crowded_
                   for i in range(64) for j in range(8)]  # fmt: skip
     result = ingest(wh, write_jsonl(tmp_path / "a.jsonl", filler + _pinned_lines()))
     assert (result.quarantined, result.corrections) == (0, 2), quarantine(wh)
-    got = query(wh, "select transaction_id, properties, content_hash from raw.events "
+    got = query(wh, "select transaction_id, properties from raw.events "
                     "where transaction_id not like 'f%' order by event_seq")  # fmt: skip
     assert got == _pinned_expected()
 
@@ -727,13 +717,11 @@ def test_duplicate_property_keys_are_pinned(tmp_path, wh, crowded_out):
         wh, write_jsonl(tmp_path / "a.jsonl", _filler(crowded_out) + _props_lines(cases))
     )
     assert result.quarantined == 0, quarantine(wh)
-    got = query(wh, "select transaction_id, properties, content_hash from raw.events "
+    got = query(wh, "select transaction_id, properties from raw.events "
                     "where transaction_id like 'd%' order by event_seq")  # fmt: skip
-    assert got[:2] == [
-        ("d1", '{"model":"a","tokens":5}', 10963025772163142165),
-        ("d2", '{"a":1,"a":2,"tokens":5}', 3132030007184728053),
-    ]
-    assert [(tx, props) for tx, props, _hash in got[2:]] == [
+    assert got == [
+        ("d1", '{"model":"a","tokens":5}'),
+        ("d2", '{"a":1,"a":2,"tokens":5}'),
         ("d3", '{"a":1,"tokens":5,"a":2}'),
         ("d4", '{"a":1,"tokens":5}'),
         ("d5", '{"a":[1],"b":{"x":1},"tokens":5}'),
@@ -768,9 +756,9 @@ def test_property_keys_differing_only_by_case_are_kept(tmp_path, wh, crowded_out
         ("k4", r'{"a\\\\b":1,"a\\b":2,"tokens":5}'),
         ("k5", '{"K":1,"k":2,"tokens":5,"\u212a":3}'),
     ]
-    hashes = query(wh, "select count(distinct content_hash) from raw.events "
-                       "where transaction_id like 'k1%' or transaction_id like 'k2%'")  # fmt: skip
-    assert hashes == [(1,)]
+    same = query(wh, "select count(distinct properties) from raw.events "
+                     "where transaction_id like 'k1%' or transaction_id like 'k2%'")  # fmt: skip
+    assert same == [(1,)]
 
 
 def test_common_key_sets_take_the_fast_path(tmp_path):
@@ -840,7 +828,7 @@ def test_session_settings_are_left_as_found(tmp_path, wh):
         con.close()
 
 
-def test_parquet_and_csv_twins_hash_as_pinned(tmp_path, wh):
+def test_parquet_and_csv_twins_store_the_pinned_text(tmp_path, wh):
     table = tmp_path / "a.parquet"
     pq.write_table(
         pa.table({
@@ -856,8 +844,32 @@ def test_parquet_and_csv_twins_hash_as_pinned(tmp_path, wh):
         f"unsorted_csv,acme,completion,{TS},5,m1\n"
     )
     ingest(wh, [table, csv])
-    assert query(wh, "select transaction_id, properties, content_hash from raw.events "
+    assert query(wh, "select transaction_id, properties from raw.events "
                      "order by event_seq") == [
-        ("unsorted", '{"model":"m1","tokens":5}', 17799742966216521305),
-        ("unsorted_csv", '{"model":"m1","tokens":5}', 17799742966216521305),
+        ("unsorted", '{"model":"m1","tokens":5}'),
+        ("unsorted_csv", '{"model":"m1","tokens":5}'),
     ]  # fmt: skip
+
+
+def test_a_warehouse_that_stored_content_hashes_is_migrated(tmp_path, wh):
+    """Warehouses written before content comparison kept an MD5 ``content_hash`` column: the
+    next ingest drops it, and redeliveries of its events are still told apart by content."""
+    first = ingest(wh, write_jsonl(tmp_path / "a.jsonl", [ev("t1", tokens=5), ev("t2", tokens=7)]))
+    assert first.accepted == 2
+    con = connect(wh)
+    try:  # the old layout: the column between properties and source_shape, filled
+        con.execute("alter table raw.events add column content_hash ubigint default 42")
+    finally:
+        con.close()
+    again = ingest(
+        wh,
+        write_jsonl(tmp_path / "b.jsonl", [ev("t1", tokens=5), ev("t2", tokens=8), ev("t3")]),
+    )
+    assert (again.accepted, again.duplicates, again.conflicts) == (1, 1, 1)
+    columns = [row[0] for row in query(wh, "describe raw.events")]
+    assert "content_hash" not in columns
+    assert query(wh, "select transaction_id, properties from raw.events order by event_seq") == [
+        ("t1", '{"tokens":5}'),
+        ("t2", '{"tokens":7}'),
+        ("t3", '{"tokens":10}'),
+    ]

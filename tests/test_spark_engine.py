@@ -38,8 +38,8 @@ def _insert_events(con: duckdb.DuckDBPyConnection, batch_id: int, seqs: range, d
     for seq in seqs:
         con.execute(
             "insert into raw.events values (?, ?, ?, 'record', null, 'acme', 'api_request', "
-            "cast(? as timestamp) + to_seconds(?), '{}', ?, 'canonical', 'f.jsonl', ?, now())",
-            [seq, batch_id, f"t{seq}", day, seq, seq * 7919, seq],
+            "cast(? as timestamp) + to_seconds(?), '{}', 'canonical', 'f.jsonl', ?, now())",
+            [seq, batch_id, f"t{seq}", day, seq, seq],
         )
 
 

@@ -3,15 +3,15 @@
 Pipeline (all in SQL):
 
 1. every file is read and normalised into the temp table ``_mw_rows`` (one row per input row,
-   canonical properties and content hash computed, a quarantine reason when the row is
-   unusable) -- ``readers`` + ``normalize``. This touches only connection-local tables, so it
-   runs before the transaction;
-2. in the batch transaction: a key probe of ``raw.events(transaction_id, content_hash, action,
-   event_seq)`` for the batch's transaction ids and correction targets (the only read of
-   history);
+   canonical properties computed, a quarantine reason when the row is unusable) -- ``readers``
+   + ``normalize``. This touches only connection-local tables, so it runs before the
+   transaction;
+2. in the batch transaction: a key probe of ``raw.events`` for the batch's transaction ids and
+   correction targets (the only read of history): their content, action and ``event_seq``;
 3. corrections are resolved (a void copies customer/event/timestamp from its target);
-4. ids seen twice in the batch or already stored are classified: accepted, duplicate or
-   conflict (first in file order wins; a stored event always wins); all others are new;
+4. ids seen twice in the batch or already stored are classified by comparing their content:
+   accepted, duplicate or conflict (first in file order wins; a stored event always wins); all
+   others are new;
 5. events, quarantine rows and the ``raw.ingest_batches`` row are written and committed.
 
 Count rule: ``rows_read = accepted + duplicates + quarantined``; ``quarantined`` includes the
@@ -36,7 +36,7 @@ import duckdb
 from meterworks.catalog import Catalog
 from meterworks.ingest.files import IngestError, InputFile, resolve_inputs
 from meterworks.ingest.normalize import (
-    content_hash_sql,
+    content_sql,
     fast_path_ok,
     fast_values_check_select,
     key_set_sample_select,
@@ -77,8 +77,7 @@ _ROWS_DDL = """
 create or replace temp table _mw_rows (
     file_idx INTEGER, line_no BIGINT, raw VARCHAR, shape VARCHAR, transaction_id VARCHAR,
     customer_id VARCHAR, event_name VARCHAR, event_ts TIMESTAMP, props VARCHAR,
-    props_sig UBIGINT, content_hash UBIGINT, action VARCHAR, corrects VARCHAR, reason VARCHAR,
-    detail VARCHAR
+    props_sig UBIGINT, action VARCHAR, corrects VARCHAR, reason VARCHAR, detail VARCHAR
 )
 """
 
@@ -364,21 +363,22 @@ def _batch_in_transaction(con, inputs, catalog, started_at, digests) -> IngestRe
     history = history > 0 or _scalar(con, "select count(*) from raw.events") > 0
 
     # -- key probe of history: only the ids this batch mentions ---------------------------
-    con.execute("""
-        create or replace temp table _mw_stored
-        (transaction_id VARCHAR, content_hash UBIGINT, action VARCHAR, event_seq BIGINT)
-    """)
-    if history:
-        con.execute("""
-            insert into _mw_stored
-            select transaction_id, content_hash, action, event_seq
-            from raw.events
-            where transaction_id in (
+    stored_content = content_sql(props="properties", corrects="corrects_transaction_id")
+    mentioned = (
+        """transaction_id in (
                 select transaction_id from _mw_rows where reason is null
                 union all
                 select corrects from _mw_rows where reason is null and corrects is not null
-            )
-        """)
+            )"""
+        if history
+        else "false"
+    )
+    con.execute(f"""
+        create or replace temp table _mw_stored as
+        select transaction_id, {stored_content} as content, action, event_seq
+        from raw.events
+        where {mentioned}
+    """)
 
     _resolve_corrections(con)
 
@@ -393,11 +393,11 @@ def _batch_in_transaction(con, inputs, catalog, started_at, digests) -> IngestRe
     n_suspect_ids = _scalar(con, "select count(*) from _mw_suspect_ids")
 
     # Only what the counts and conflict rows need: accepted rows are inserted from _mw_rows.
-    con.execute("""
+    con.execute(f"""
         create or replace temp table _mw_classified as
         with h as (
             select rowid as row_id, file_idx, line_no, raw, transaction_id, customer_id,
-                event_name, content_hash
+                event_name, {content_sql()} as content
             from _mw_rows
             where reason is null
               and transaction_id in (select transaction_id from _mw_suspect_ids)
@@ -405,18 +405,18 @@ def _batch_in_transaction(con, inputs, catalog, started_at, digests) -> IngestRe
         w as (
             select h.*,
                 row_number() over win as rn,
-                first_value(content_hash) over win as first_hash,
+                first_value(content) over win as first_content,
                 first_value(file_idx) over win as first_file,
                 first_value(line_no) over win as first_line
             from h
             window win as (partition by transaction_id order by file_idx, line_no)
         )
-        select w.*, s.event_seq as stored_seq,
+        select w.* exclude (content, first_content), s.event_seq as stored_seq,
             case
                 when s.transaction_id is not null then
-                    case when s.content_hash = w.content_hash then 'duplicate' else 'conflict' end
+                    case when s.content = w.content then 'duplicate' else 'conflict' end
                 when rn = 1 then 'accepted'
-                when w.content_hash = first_hash then 'duplicate'
+                when w.content = first_content then 'duplicate'
                 else 'conflict'
             end as status
         from w left join _mw_stored s using (transaction_id)
@@ -440,7 +440,7 @@ def _batch_in_transaction(con, inputs, catalog, started_at, digests) -> IngestRe
     ingested_at = f"timestamp {q(started_at.isoformat(sep=' '))}"
     columns = (
         f"{seq}, {batch_id}, transaction_id, action, corrects, customer_id, event_name, "
-        f"event_ts, props, content_hash, shape, {files_sql}[file_idx + 1], line_no, {ingested_at}"
+        f"event_ts, props, shape, {files_sql}[file_idx + 1], line_no, {ingested_at}"
     )
     # New rows and the accepted suspects, in one pass. A parallel insert that need not keep
     # file order within the batch (what the anti-join plan below always did): it writes full
@@ -642,8 +642,4 @@ def _resolve_corrections(con) -> None:
             props = '{}', props_sig = NULL
         from _mw_targets t
         where r.reason is null and r.action = 'void' and r.corrects = t.k
-    """)
-    con.execute(f"""
-        update _mw_rows set content_hash = {content_hash_sql()}
-        where reason is null and action = 'void'
     """)

@@ -309,20 +309,23 @@ def key_set_sample_select(source: str, limit: int) -> str:
     """
 
 
-def content_hash_sql(props: str = "props") -> str:
-    """SQL for ``content_hash``: the canonical content (customer, event, epoch microseconds,
-    canonical properties, action, corrects) joined by U+001F, MD5, upper 64 bits.
+def content_sql(
+    customer: str = "customer_id",
+    event: str = "event_name",
+    ts: str = "event_ts",
+    props: str = "props",
+    action: str = "action",
+    corrects: str = "corrects",
+) -> str:
+    """SQL for an event's content, which decides duplicate (same content) or conflict
+    (different content) between two rows of one transaction id: customer, event, timestamp,
+    canonical properties, action and the corrected id.
 
-    NULL when a part is NULL. ``concat`` builds the text in one pass (a chain of ``||`` copies
-    it once per operator); it skips NULLs, hence the explicit guard.
+    Compared as a value, not hashed: only the ids a batch sees twice or already stored are
+    compared, so nothing is computed (or stored) for the others. Inside a struct NULL equals
+    NULL, which is what ``corrects`` of two records needs.
     """
-    parts = ["customer_id", "event_name", "event_ts", props, "action"]
-    return (
-        f"case when {' and '.join(f'{part} is not null' for part in parts)} then "
-        "(md5_number(concat(customer_id, chr(31), event_name, chr(31), "
-        f"epoch_us(event_ts)::VARCHAR, chr(31), {props}, chr(31), action, chr(31), "
-        "coalesce(corrects, ''))) >> 64)::UBIGINT end"
-    )
+    return f"row({customer}, {event}, {ts}, {props}, {action}, {corrects})"
 
 
 def normalize_select(
@@ -338,8 +341,8 @@ def normalize_select(
     ``source`` has columns ``(file_idx, line_no, raw, doc, keep_raw)``. Only rows that may end
     up in quarantine keep their raw text (all rows when ``keep_raw``): valid rows do not need
     it, which halves the memory of a big batch. ``key_sets`` (see ``canonical_props_sql``)
-    turns on canonical properties and ``content_hash``; without it ``props`` is the text as
-    read, ``props_sig`` its key-set signature and ``content_hash`` NULL.
+    turns on canonical properties; without it ``props`` is the text as read and ``props_sig``
+    its key-set signature.
 
     ``key_json``: see ``canonical_props_sql``. ``utc_session``: the connection's TimeZone is
     UTC, so a TIMESTAMPTZ converts to TIMESTAMP by its epoch value (ICU's calendar conversion
@@ -354,11 +357,10 @@ def normalize_select(
     _, prop_detail, _ = property_checks(catalog, "props_json::VARCHAR")
     typed = "".join(f",\n            {column}" for column in type_columns)
     if key_sets is None:
-        canonical, hashed = "props", "NULL::UBIGINT"
+        canonical = "props"
         canonical_columns = _canonical_columns("false")
     else:
         canonical = f"case when reason is null then {canonical_props_sql(key_sets, key_json)} end"
-        hashed = content_hash_sql()
         sigs = fast_sigs(key_sets)
         general = "reason is null" + (
             f" and (props_sig is null or not {_sig_in(map(str, sigs))})" if sigs else ""
@@ -532,7 +534,6 @@ def normalize_select(
         case when keep_raw or reason is not null or action <> 'record' then raw end as raw,
         shape, transaction_id, customer_id, event_name, event_ts, props,
         {"props_sig" if key_sets is None else "NULL::UBIGINT"} as props_sig,
-        case when reason is null then {hashed} end as content_hash,
         action, corrects, reason,
         case
             when reason is null then NULL

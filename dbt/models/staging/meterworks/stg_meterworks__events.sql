@@ -8,7 +8,6 @@ select
     event_name,
     event_ts,
     properties,
-    content_hash,
     source_shape,
     source_file,
     source_line,
