@@ -298,6 +298,11 @@ def parse_catalog(data: Any, source: str = "<catalog>") -> Catalog:
         raise CatalogError("\n".join(problems)) from None
 
 
+#: libyaml's safe loader when PyYAML was built with it (~6x faster on a 2,000-customer
+#: catalog, which every build and sensor tick loads), else the pure-Python one.
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load_catalog(path: str | Path) -> Catalog:
     path = Path(path)
     try:
@@ -305,7 +310,7 @@ def load_catalog(path: str | Path) -> Catalog:
     except FileNotFoundError:
         raise CatalogError(f"{path}: catalog file not found") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_SafeLoader)
     except yaml.YAMLError as exc:
         raise CatalogError(f"{path}: not valid YAML: {exc}") from None
     return parse_catalog(data, source=str(path))

@@ -97,9 +97,14 @@ def test_dbt_helpers(dbt_manifest) -> None:
     from dagster_project.defs.transform.build_config import dbt_build_args, dbt_run_config
 
     assert dbt_build_args(False) == [
-        "build", "--exclude-resource-type", "unit_test", "--exclude", "tag:audit"
+        "build", "--no-write-json", "--exclude-resource-type", "unit_test", "--exclude",
+        "tag:audit"
     ]  # fmt: skip
-    assert dbt_build_args(True, unit_tests=True, audit=True) == ["build", "--full-refresh"]
+    assert dbt_build_args(True, unit_tests=True, audit=True) == [
+        "build",
+        "--no-write-json",
+        "--full-refresh",
+    ]
     assert dbt_group_name(["meterworks", "staging", "meterworks", "stg_x"]) == "staging"
     assert dbt_group_name(["meterworks", "marts", "fct_meter_totals"]) == "metering"
     assert dbt_group_name(["meterworks", "marts", "revenue", "fct_mrr"]) == "revenue"
