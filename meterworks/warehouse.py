@@ -37,6 +37,10 @@ create table if not exists raw.events (
     source_line bigint,
     ingested_at timestamp not null
 );
+-- Older warehouses stored an MD5 content_hash per event; ingestion now compares the content
+-- itself, only for the ids a batch sees twice or already stored. It was a function of the
+-- stored columns, so dropping it loses nothing (a no-op, with no write, once it is gone).
+alter table raw.events drop column if exists content_hash;
 
 create table if not exists raw.quarantine (
     batch_id bigint not null,
@@ -152,20 +156,7 @@ def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
     from meterworks.stripe_sync.schema import ensure_stripe_schema
 
     con.execute(RAW_DDL)
-    _drop_stored_content_hash(con)
     ensure_stripe_schema(con)
-
-
-def _drop_stored_content_hash(con: duckdb.DuckDBPyConnection) -> None:
-    """Older warehouses stored an MD5 ``content_hash`` per event; ingestion now compares the
-    content itself, and only for the ids a batch sees twice or already stored. Dropping the
-    column loses nothing: it was a function of the stored columns."""
-    stale = con.execute(
-        "select count(*) from duckdb_columns() where database_name = current_database() "
-        "and schema_name = 'raw' and table_name = 'events' and column_name = 'content_hash'"
-    ).fetchone()[0]
-    if stale:
-        con.execute("alter table raw.events drop column content_hash")
 
 
 def _replace_rows(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict]) -> None:

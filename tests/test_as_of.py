@@ -48,7 +48,7 @@ def test_models_of_one_invocation_share_the_start_instant(tmp_path: Path) -> Non
     assert sorted(sql) == AS_OF_MODELS
     instants = {name: set(LITERAL.findall(text)) for name, text in sql.items()}
     assert all(instants.values()), f"a model does not use the as_of literal: {instants}"
-    (instant,) = set().union(*instants.values())  # one instant for all three models
+    (instant,) = set().union(*instants.values())  # one instant for every as_of model
     assert before <= datetime.fromisoformat(instant) <= after
     assert "current_timestamp" not in " ".join(sql.values()).lower()
 
