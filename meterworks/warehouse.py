@@ -25,7 +25,9 @@ create schema if not exists raw;
 create table if not exists raw.events (
     event_seq bigint not null,
     batch_id bigint not null,
-    transaction_id varchar not null,
+    -- unique per event, so dictionary/FSST analysis finds nothing to share and costs ~2.5x
+    -- zstd's CPU on every ingested row, for a column only ~15% smaller
+    transaction_id varchar using compression zstd not null,
     action varchar not null,
     corrects_transaction_id varchar,
     customer_id varchar not null,
