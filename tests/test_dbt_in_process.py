@@ -163,6 +163,10 @@ def test_a_dbt_error_fails_with_dbt_s_message_and_no_secret(
     assert "Cannot open file" in message and "*****" in message
     assert secret not in message
     assert secret not in capsys.readouterr().out
+    # dbt's debug log is written beside the invocation's artifacts, as by the CLI
+    debug_log = (tmp_path / "t" / "dbt.log").read_text()
+    assert '"level": "debug"' in debug_log and "Cannot open file" in debug_log
+    assert secret not in debug_log
 
 
 def test_a_usage_error_is_reported_not_raised_from_the_thread(dbt_resource, tmp_path) -> None:

@@ -100,6 +100,7 @@ class MeterworksDbtCliResource(DbtCliResource):
             "--log-path", str(target_path),
             "--log-format", "json",
             "--log-level", "none",  # the lines reach dagster-dbt, which echoes them
+            "--log-level-file", "debug",  # else it follows --log-level: no dbt.log at all
             "--no-send-anonymous-usage-stats",
         ]  # fmt: skip
         if self.profiles_dir:
