@@ -16,8 +16,8 @@ For each format, in a fresh Meterworks home:
    included) -- and run the usage build job again (incremental models), the figures the issue
    bounds by history size.
 
-Peak RSS is sampled every 50 ms over this process and its children (dbt runs as a child),
-summed. Figures are printed, never asserted: this is a benchmark, not a test.
+Peak RSS is sampled every 50 ms over this process and its children (dbt runs in this process,
+or as a child with ``METERWORKS_DBT_IN_PROCESS=0``), summed. Figures are printed, never asserted: this is a benchmark, not a test.
 """
 
 from __future__ import annotations
