@@ -17,7 +17,8 @@ For each format, in a fresh Meterworks home:
    bounds by history size.
 
 Peak RSS is sampled every 50 ms over this process and its children (dbt runs in this process,
-or as a child with ``METERWORKS_DBT_IN_PROCESS=0``), summed. Figures are printed, never asserted: this is a benchmark, not a test.
+or as a child with ``METERWORKS_DBT_IN_PROCESS=0``), summed. Figures are printed, never
+asserted: this is a benchmark, not a test.
 """
 
 from __future__ import annotations
