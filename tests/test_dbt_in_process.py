@@ -161,6 +161,12 @@ def test_a_dbt_error_fails_with_dbt_s_message_and_no_secret(
     assert invocation.process.returncode == 2
     message = str(failed.value)
     assert "Cannot open file" in message and "*****" in message
+    # dbt logged the error itself: the runner does not report it a second time
+    assert invocation._error_messages[0].startswith("Encountered an error")
+    assert all(
+        error.startswith(("Encountered an error", "Traceback"))
+        for error in invocation._error_messages
+    )
     assert secret not in message
     assert secret not in capsys.readouterr().out
     # dbt's debug log is written beside the invocation's artifacts, as by the CLI

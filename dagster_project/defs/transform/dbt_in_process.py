@@ -72,6 +72,7 @@ class InProcessDbt:
         self.args = ["dbt", *args]
         self.returncode: int | None = None
         self.stdout = _LineStream()
+        self._logged_error = False
         self._dbt_args = list(args)
         self._thread = threading.Thread(target=self._run, name="dbt-in-process", daemon=True)
         self._thread.start()
@@ -94,6 +95,7 @@ class InProcessDbt:
 
         if msg.info.level not in _STREAMED_LEVELS:
             return
+        self._logged_error = self._logged_error or msg.info.level == "error"
         line = json.dumps(msg_to_dict(msg), sort_keys=True, default=str)
         self.stdout.put(scrub_secrets(line, env_secrets()).encode())
 
@@ -106,7 +108,7 @@ class InProcessDbt:
                 try:
                     result = dbtRunner(callbacks=[self._emit]).invoke(self._dbt_args)
                     code = 0 if result.success else (1 if result.exception is None else 2)
-                    if result.exception is not None:
+                    if result.exception is not None and not self._logged_error:
                         self._emit_error(result.exception)
                 finally:
                     _close_duckdb_environment()
@@ -117,7 +119,7 @@ class InProcessDbt:
             self.stdout.finish()
 
     def _emit_error(self, exc: BaseException) -> None:
-        """An error dbt raised instead of logging (usage errors, an adapter that failed to
+        """An error dbt raised without logging it (a usage error, an adapter that failed to
         load): one error-level line, which dagster-dbt quotes in the step's failure."""
         from dbt_common.exceptions.base import env_secrets, scrub_secrets
 
