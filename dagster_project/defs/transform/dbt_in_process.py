@@ -81,9 +81,6 @@ class InProcessDbt:
         self._thread.join(timeout)
         return self.returncode
 
-    def poll(self) -> int | None:
-        return self.returncode
-
     def send_signal(self, sig: int) -> None:
         """Interrupting the step: cancel the queries dbt is running, so it stops at the next
         node (what SIGINT makes the CLI do)."""
