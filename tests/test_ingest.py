@@ -53,6 +53,16 @@ def write_jsonl(path: Path, rows: list) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True, params=["jsonl-columnar", "jsonl-lines"])
+def jsonl_reader(request, monkeypatch) -> str:
+    """Every test runs with both JSON Lines readers: what a file stores, quarantines and
+    counts must not depend on which one read it (``core.COLUMNAR_JSONL``)."""
+    from meterworks.ingest import core
+
+    monkeypatch.setattr(core, "COLUMNAR_JSONL", request.param == "jsonl-columnar")
+    return request.param
+
+
 @pytest.fixture
 def wh(tmp_path: Path) -> Path:
     return tmp_path / "warehouse.duckdb"
@@ -798,7 +808,7 @@ def test_normalize_plan_has_no_join():
     constants)`` and ``list_contains`` of a constant list as joins)."""
     import duckdb
 
-    from meterworks.ingest.normalize import normalize_select
+    from meterworks.ingest.normalize import DOCUMENT_FIELDS, normalize_select
 
     data = dict(CATALOG_DATA)
     data["meters"] = [*CATALOG_DATA["meters"],
@@ -811,10 +821,17 @@ def test_normalize_plan_has_no_join():
     source = (
         "select 0 as file_idx, NULL::BIGINT as line_no, '' as raw, '' as doc, false as keep_raw"
     )
+    parsed = (
+        "select 0 as file_idx, NULL::BIGINT as line_no, '' as raw, false as keep_raw, "
+        f"json_transform('{{}}', '{json.dumps(DOCUMENT_FIELDS)}') as s"
+    )
     for utc in (False, True):
-        sql = normalize_select(source, parse_catalog(data), NOW, key_sets, utc_session=utc)
-        plan = duckdb.connect().execute(f"explain {sql}").fetchall()[0][1]
-        assert "join" not in plan.lower()
+        for src, is_parsed in ((source, False), (parsed, True)):
+            sql = normalize_select(
+                src, parse_catalog(data), NOW, key_sets, utc_session=utc, parsed=is_parsed
+            )
+            plan = duckdb.connect().execute(f"explain {sql}").fetchall()[0][1]
+            assert "join" not in plan.lower()
 
 
 def test_session_settings_are_left_as_found(tmp_path, wh):
@@ -889,3 +906,112 @@ def test_transaction_ids_are_stored_with_zstd(tmp_path, wh):
     finally:
         con.close()
     assert methods == [("ZSTD",)]
+
+
+# -- which JSON Lines reader ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("tail", "reader", "tail_reason"),
+    [
+        pytest.param("", "jsonl-columnar", None, id="clean"),
+        pytest.param("\n", "jsonl-lines", None, id="blank-line"),
+        pytest.param("{not json\n", "jsonl-lines", "invalid_json", id="malformed"),
+        pytest.param("null\n", "jsonl-lines", "not_an_object", id="null"),
+        pytest.param('{"unrelated": 1}\n', "jsonl-lines", "missing_transaction_id",
+                     id="no-known-field"),
+        pytest.param("[1, 2]\n", "jsonl-lines", "not_an_object", id="array"),
+        pytest.param('{"transaction_id": "a", "transaction_id": "b"}\n', "jsonl-lines",
+                     "missing_customer", id="repeated-key"),
+        pytest.param("\r", "jsonl-lines", None, id="lone-cr"),
+    ],
+)  # fmt: skip
+@pytest.mark.parametrize("in_sample", [True, False], ids=["early", "late"])
+def test_jsonl_reader_falls_back_to_lines_when_not_exact(
+    tmp_path, wh, monkeypatch, jsonl_reader, tail, reader, tail_reason, in_sample
+):
+    """DuckDB's JSON reader takes a file only when every line gives exactly the row the line
+    reader would; otherwise the file is read line by line, with the same result. A bad line
+    among the first lines is seen before the read ("early"); a later one fails the read or
+    its line count ("late"), and the rows of the batch's earlier files stay as they were."""
+    from meterworks.ingest import core
+
+    if not in_sample:
+        monkeypatch.setattr(core, "KEY_SET_SAMPLE", 1)
+    first = write_jsonl(tmp_path / "0.jsonl", [ev("t0"), {**ev("t00"), "customer_id": ""}])
+    rows = [ev("t1"), ev("t2", event="api_request"), {**ev("t3"), "properties": {}}]
+    path = tmp_path / "a.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows[:2]) + "\n" + tail + json.dumps(rows[2]))
+    result = ingest(wh, [first, path])
+    columnar = jsonl_reader == "jsonl-columnar"
+    assert result.readers == ["jsonl-columnar" if columnar else "jsonl-lines",
+                              reader if columnar else "jsonl-lines"]  # fmt: skip
+    assert result.accepted == 3  # t00 has no customer, t3 lacks its tokens
+    assert query(wh, "select transaction_id, source_file, source_line from raw.events "
+                     "order by 1") == [
+        ("t0", str(first), 1), ("t1", str(path), 1), ("t2", str(path), 2)
+    ]  # fmt: skip
+    quarantined = quarantine(wh)
+    assert quarantined[0] == (2, "missing_customer",
+                              "no customer (customer_id) in a canonical event",
+                              json.dumps({**ev("t00"), "customer_id": ""}))  # fmt: skip
+    assert quarantined[-1] == (
+        4 if tail else 3,  # a lone CR ends a line too
+        "missing_property",
+        "property 'tokens' is required by meter 'tokens' (sum)",
+        json.dumps(rows[2]),
+    )
+    assert [(line, reason, text) for line, reason, _, text in quarantined[1:-1]] == (
+        [(3, tail_reason, tail.strip())] if tail_reason else []
+    )
+
+
+def test_jsonl_readers_store_the_same_demo_batch(tmp_path, monkeypatch, jsonl_reader):
+    """The demo's JSON Lines files, every shape with its duplicates, conflicts, corrections
+    and quarantinable rows, but without the lines that are not JSON objects (with which the
+    JSON reader hands the file to the line reader): both readers store the same events,
+    quarantine rows and counts."""
+    from meterworks.catalog import load_catalog
+    from meterworks.demo import generate_demo
+    from meterworks.ingest import core
+
+    if jsonl_reader != "jsonl-columnar":
+        pytest.skip("compares both readers itself")
+    generate_demo(tmp_path / "demo", seed=11, customers=12, days=28)
+    catalog = load_catalog(tmp_path / "demo" / "catalog.yml")
+    files = []
+    for path in sorted((tmp_path / "demo" / "events").glob("*.jsonl*")):
+        text = gzip.decompress(path.read_bytes()).decode() if path.suffix == ".gz" else None
+        kept = []
+        for line in (text or path.read_text()).splitlines():
+            try:
+                if isinstance(json.loads(line), dict) and line.strip():
+                    kept.append(line)
+            except ValueError:
+                pass
+        files.append(write_jsonl(tmp_path / path.name.removesuffix(".gz"), kept))
+    assert len(files) >= 4
+    stored, now = {}, datetime.now(UTC)
+    for columnar in (True, False):
+        monkeypatch.setattr(core, "COLUMNAR_JSONL", columnar)
+        target = tmp_path / f"{columnar}.duckdb"
+        results = [ingest_files(target, [f], catalog, now=now) for f in files]
+        assert {r for result in results for r in result.readers} == (
+            {"jsonl-columnar"} if columnar else {"jsonl-lines"}
+        )
+        stored[columnar] = (
+            [summary(result) for result in results],
+            query(target, "select * exclude (ingested_at, source_file) from raw.events "
+                          "order by event_seq"),
+            query(target, "select * exclude (quarantined_at, source_file) from raw.quarantine "
+                          "order by all"),
+        )  # fmt: skip
+    counts, events, quarantined = stored[True]
+    assert len(events) == sum(c["accepted"] for c in counts) > 1000
+    assert len(quarantined) == sum(c["quarantined"] for c in counts)
+    assert {reason for c in counts for reason in c["quarantined_by_reason"]} >= {
+        "conflict",
+        "missing_customer",
+    }
+    assert sum(c["corrections"] for c in counts) > 0
+    assert stored[True] == stored[False]

@@ -36,6 +36,7 @@ import duckdb
 from meterworks.catalog import Catalog
 from meterworks.ingest.files import IngestError, InputFile, resolve_inputs
 from meterworks.ingest.normalize import (
+    DOCUMENT_FIELDS,
     content_sql,
     fast_path_ok,
     fast_values_check_select,
@@ -45,6 +46,7 @@ from meterworks.ingest.normalize import (
 from meterworks.ingest.readers import (
     csv_source,
     is_blank_line,
+    jsonl_columnar_source,
     jsonl_lines,
     jsonl_sample_source,
     jsonl_source,
@@ -56,6 +58,10 @@ from meterworks.warehouse import connect, ensure_raw_schema
 #: Test hook: ``METERWORKS_FAULT_INJECT=after_events_insert`` kills the process (exit 137)
 #: inside the batch transaction, right after the events were inserted and before commit.
 FAULT_ENV = "METERWORKS_FAULT_INJECT"
+
+#: Plain JSON Lines files are first read with DuckDB's JSON reader (``jsonl_columnar_source``);
+#: a file it cannot read exactly is read line by line. False: always line by line.
+COLUMNAR_JSONL = True
 
 #: Property key sets (per file, from a sample) that get the fast canonical-properties path.
 MAX_KEY_SETS = 64
@@ -99,6 +105,8 @@ class IngestResult:
     first_event_seq: int | None = None
     last_event_seq: int | None = None
     timings: list[tuple[str, float]] = field(default_factory=list, repr=False)
+    #: how each file was read: ``jsonl-columnar``, ``jsonl-lines``, ``csv`` or ``parquet``
+    readers: list[str] = field(default_factory=list, repr=False)
 
     def counts(self) -> dict[str, Any]:
         return {
@@ -167,24 +175,27 @@ def ingest_files(
     try:
         ensure_raw_schema(con)
         with ThreadPoolExecutor(max_workers=1) as pool:
-            # sha256 of the inputs overlaps with the SQL work (hashlib releases the GIL).
-            digests = pool.submit(lambda: [file.sha256() for file in inputs])
-            return _run_batch(_Timed(con), inputs, catalog, now_utc, started, digests)
+            # sha256 (and line counts) of the inputs overlap with the SQL work (hashlib
+            # releases the GIL).
+            scans = pool.submit(lambda: [file.scan() for file in inputs])
+            return _run_batch(_Timed(con), inputs, catalog, now_utc, started, scans)
     finally:
         if own:
             con.close()
 
 
-def _run_batch(con, inputs, catalog, now_utc, started, digests) -> IngestResult:
+def _run_batch(con, inputs, catalog, now_utc, started, scans) -> IngestResult:
     started_at = datetime.now(UTC).replace(tzinfo=None)
     try:
         # Reading and validating only touches connection-local temp tables, so it runs before
         # the transaction.
-        jsonl = _read_files(con, inputs, catalog, now_utc)
+        jsonl, readers = _read_files(con, inputs, catalog, now_utc, scans)
         con.execute("begin transaction")
         try:
-            _number_jsonl_lines(con, jsonl)
-            result = _batch_in_transaction(con, inputs, catalog, started_at, digests)
+            columnar = [idx for idx, reader in enumerate(readers) if reader == "jsonl-columnar"]
+            _number_jsonl_lines(con, jsonl, columnar)
+            _read_raw_lines(con, inputs, columnar)
+            result = _batch_in_transaction(con, inputs, catalog, started_at, scans)
             # Dropped before the commit: a big commit checkpoints the temp tables too, i.e.
             # compresses the batch's rows once more only to throw them away (~10% of the CPU).
             _drop_temp_tables(con)
@@ -197,6 +208,7 @@ def _run_batch(con, inputs, catalog, now_utc, started, digests) -> IngestResult:
         _drop_temp_tables(con)
     result.seconds = time.perf_counter() - started
     result.timings = con.timings
+    result.readers = readers
     return result
 
 
@@ -257,50 +269,136 @@ def _normalize_into_rows(
     now_utc: datetime,
     skip: str = "false",
     sample: str | None = None,
+    parsed: bool = False,
 ) -> None:
     """Normalise ``source`` into ``_mw_rows``; ``sample`` (default ``source``) is read for the
-    common key sets."""
+    common key sets. ``parsed``: see ``normalize_select``."""
     key_sets = _key_sets(con, sample or source, skip)
     key_json = _key_json(con, key_sets)
-    source = f"select {idx} as file_idx, line_no, raw, doc, keep_raw from ({source})"
+    document = "s" if parsed else "doc"
+    source = f"select {idx} as file_idx, line_no, raw, {document}, keep_raw from ({source})"
     select = normalize_select(
-        source, catalog, now_utc, key_sets, utc_session=_utc_session(con), key_json=key_json
+        source,
+        catalog,
+        now_utc,
+        key_sets,
+        utc_session=_utc_session(con),
+        key_json=key_json,
+        parsed=parsed,
     )
     con.execute(f"insert into _mw_rows {select}")
 
 
 def _read_files(
-    con, inputs: list[InputFile], catalog: Catalog, now_utc: datetime
-) -> list[tuple[int, int]]:
+    con, inputs: list[InputFile], catalog: Catalog, now_utc: datetime, scans
+) -> tuple[list[tuple[int, int]], list[str]]:
     """Fill ``_mw_rows``; returns ``(file_idx, first rowid)`` of each JSONL file, whose lines
-    are numbered later by ``_number_jsonl_lines``."""
+    are numbered later by ``_number_jsonl_lines``, and how each file was read."""
     con.execute(_ROWS_DDL)
-    jsonl = []
+    jsonl, readers = [], []
     for idx, file in enumerate(inputs):
         try:
             if file.format == "csv":
                 _read_csv(con, idx, file, catalog, now_utc)
+                readers.append("csv")
             elif file.format == "jsonl":
                 # Lines go straight into _mw_rows, in file order: a line's number is its
                 # position in the file's block of rows (no row is deleted before numbering).
                 start = _scalar(con, "select count(*) from _mw_rows")
-                source = jsonl_source(file)
-                _normalize_into_rows(
-                    con, idx, source, catalog, now_utc, is_blank_line(), jsonl_sample_source(file)
-                )
+                if _read_jsonl_columnar(con, idx, file, catalog, now_utc, start, scans):
+                    readers.append("jsonl-columnar")
+                else:
+                    source = jsonl_source(file)
+                    _normalize_into_rows(
+                        con,
+                        idx,
+                        source,
+                        catalog,
+                        now_utc,
+                        is_blank_line(),
+                        jsonl_sample_source(file),
+                    )
+                    readers.append("jsonl-lines")
                 jsonl.append((idx, start))
             else:
                 _normalize_into_rows(con, idx, parquet_source(con, file), catalog, now_utc)
+                readers.append("parquet")
         except IngestError:
             raise
         except duckdb.Error as exc:
             raise IngestError(
                 f"{file.path}: cannot read as {file.format}: {_one_line(exc)}"
             ) from None
-    return jsonl
+    return jsonl, readers
 
 
-def _number_jsonl_lines(con, jsonl: list[tuple[int, int]]) -> None:
+def _read_jsonl_columnar(
+    con, idx: int, file: InputFile, catalog: Catalog, now_utc: datetime, start: int, scans
+) -> bool:
+    """Normalise a plain JSONL file from DuckDB's JSON reader into ``_mw_rows``; False (and
+    nothing left in ``_mw_rows``) when that read would not be exact, see
+    ``jsonl_columnar_source``.
+
+    Line numbers are positions, as for the line reader, so every line must have given one
+    row: the reader skips blank lines, and the file's line count (``FileScan.lines``, counted
+    beside the sha256) tells whether it did. A malformed line deep in a big file costs the
+    read that found it.
+    """
+    if not COLUMNAR_JSONL or file.compressed:
+        return False
+    # A read that fails is wasted work: a file whose first lines already include a line the
+    # JSON reader cannot take exactly goes straight to the line reader.
+    first_lines = f"select raw from ({jsonl_sample_source(file)}) limit {KEY_SET_SAMPLE}"
+    if _scalar(
+        con,
+        f"select count(*) from ({first_lines}) where {is_blank_line()} "
+        "or json_type(try_cast(raw as JSON)) is distinct from 'OBJECT'",
+    ):
+        return False
+    try:
+        _normalize_into_rows(
+            con,
+            idx,
+            jsonl_columnar_source(file, DOCUMENT_FIELDS),
+            catalog,
+            now_utc,
+            is_blank_line(),
+            jsonl_sample_source(file),
+            parsed=True,
+        )
+    except duckdb.Error:
+        return False  # the insert failed as a whole: nothing of this file is in _mw_rows
+    rows = _scalar(con, "select count(*) from _mw_rows") - start
+    if rows == scans.result()[idx].lines:
+        return True
+    # this file's rows are the last ones: keep the others, in order (rowids are positions)
+    if start:
+        con.execute(
+            f"create or replace temp table _mw_rows as from _mw_rows where file_idx < {idx}"
+        )
+    else:
+        con.execute(_ROWS_DDL)
+    return False
+
+
+def _read_raw_lines(con, inputs: list[InputFile], columnar: list[int]) -> None:
+    """The raw text of the rows that may be quarantined, for files read by the JSON reader:
+    the lines that keep it with the line reader (see ``normalize_select``), read again."""
+    for idx in columnar:
+        wanted = f"file_idx = {idx} and (reason is not null or action <> 'record')"
+        if not _scalar(con, f"select count(*) from _mw_rows where {wanted}"):
+            continue
+        con.execute(f"""
+            update _mw_rows r set raw = l.raw
+            from (
+                select line_no, raw from ({jsonl_lines(inputs[idx])})
+                where line_no in (select line_no from _mw_rows where {wanted})
+            ) l
+            where r.file_idx = {idx} and r.line_no = l.line_no
+        """)
+
+
+def _number_jsonl_lines(con, jsonl: list[tuple[int, int]], columnar: list[int]) -> None:
     """Line numbers of JSONL rows from their position; then blank lines are dropped.
 
     Runs inside the batch transaction: the same update in a transaction of its own would have
@@ -314,11 +412,14 @@ def _number_jsonl_lines(con, jsonl: list[tuple[int, int]]) -> None:
         update _mw_rows set line_no = rowid - case file_idx {starts} end + 1
         where file_idx in ({files})
     """)
-    # blank lines are skipped: they were only kept so that positions are line numbers
-    con.execute(f"""
-        delete from _mw_rows
-        where file_idx in ({files}) and reason is not null and {is_blank_line()}
-    """)
+    # blank lines are skipped: they were only kept so that positions are line numbers (a file
+    # read by the JSON reader has none, and no raw text yet)
+    read_by_lines = ", ".join(str(idx) for idx, _ in jsonl if idx not in columnar)
+    if read_by_lines:
+        con.execute(f"""
+            delete from _mw_rows
+            where file_idx in ({read_by_lines}) and reason is not null and {is_blank_line()}
+        """)
 
 
 def _read_csv(con, idx: int, file: InputFile, catalog: Catalog, now_utc: datetime) -> None:
@@ -355,7 +456,7 @@ def _scalar(con, sql: str) -> Any:
     return con.execute(sql).fetchone()[0]
 
 
-def _batch_in_transaction(con, inputs, catalog, started_at, digests) -> IngestResult:
+def _batch_in_transaction(con, inputs, catalog, started_at, scans) -> IngestResult:
     batch_id, base_seq, history = con.execute(
         "select coalesce(max(batch_id), 0) + 1, coalesce(max(last_event_seq), 0), "
         "count(last_event_seq) from raw.ingest_batches"
@@ -496,7 +597,7 @@ def _batch_in_transaction(con, inputs, catalog, started_at, digests) -> IngestRe
     conflicts = status.get("conflict", 0)
     assert rows_read == accepted + duplicates + quarantined, "ingest counts do not reconcile"
 
-    sha = digests.result()
+    sha = [scan.sha256 for scan in scans.result()]
     files = [
         {
             "path": str(file.path),

@@ -40,14 +40,38 @@ class InputFile:
     bytes: int
 
     def sha256(self) -> str:
+        return self.scan().sha256
+
+    def scan(self) -> FileScan:
+        """One read of the file: its sha256 and, for plain JSON Lines, its line count."""
         digest = hashlib.sha256()
+        count_lines = self.format == "jsonl" and not self.compressed
+        newlines = carriage_returns = crlf = 0
+        last = b""
         try:
             with self.path.open("rb") as handle:
                 while chunk := handle.read(_HASH_CHUNK):
                     digest.update(chunk)
+                    if count_lines:
+                        newlines += chunk.count(b"\n")
+                        carriage_returns += chunk.count(b"\r")
+                        crlf += chunk.count(b"\r\n") + (last == b"\r" and chunk[:1] == b"\n")
+                        last = chunk[-1:]
         except OSError as exc:
             raise IngestError(f"{self.path}: cannot read file: {exc.strerror or exc}") from None
-        return digest.hexdigest()
+        lines = None
+        # a lone CR ends a line for the line reader too: leave such a file uncounted
+        if count_lines and carriage_returns == crlf:
+            lines = newlines + (1 if last not in (b"", b"\n") else 0)
+        return FileScan(sha256=digest.hexdigest(), lines=lines)
+
+
+@dataclass(frozen=True)
+class FileScan:
+    sha256: str
+    #: physical lines of a plain JSON Lines file (the last one may lack its newline); None
+    #: for other files, and for a file with a CR that is not part of a CRLF
+    lines: int | None = None
 
 
 def detect_format(path: Path) -> tuple[str, bool] | None:

@@ -34,7 +34,9 @@ _FIELDS = [
     "action",  # corrections
     "corrects",  # corrections
 ]
-_SPEC = json.dumps({**{name: "VARCHAR" for name in _FIELDS}, "properties": "JSON", "data": "JSON"})
+#: What ``normalize_select`` reads of each document: every field as text, the objects as JSON.
+DOCUMENT_FIELDS = {**{name: "VARCHAR" for name in _FIELDS}, "properties": "JSON", "data": "JSON"}
+_SPEC = json.dumps(DOCUMENT_FIELDS)
 _WRAPPED = [
     "transaction_id", "external_customer_id", "external_subscription_id", "code", "timestamp",
     "action", "corrects",
@@ -335,10 +337,13 @@ def normalize_select(
     key_sets: list[tuple[int, list[str]]] | None = None,
     utc_session: bool = False,
     key_json: dict[str, str] | None = None,
+    parsed: bool = False,
 ) -> str:
     """The select that turns ``source`` rows into normalised, validated rows.
 
-    ``source`` has columns ``(file_idx, line_no, raw, doc, keep_raw)``. Only rows that may end
+    ``source`` has columns ``(file_idx, line_no, raw, doc, keep_raw)``; with ``parsed``,
+    ``(file_idx, line_no, raw, keep_raw, s)`` instead, ``s`` being every row's JSON object
+    already transformed to ``DOCUMENT_FIELDS`` (see ``readers.jsonl_columnar_source``). Only rows that may end
     up in quarantine keep their raw text (all rows when ``keep_raw``): valid rows do not need
     it, which halves the memory of a big batch. ``key_sets`` (see ``canonical_props_sql``)
     turns on canonical properties; without it ``props`` is the text as read and ``props_sig``
@@ -387,8 +392,12 @@ def normalize_select(
             f"when 'cloudevents' then {cloudevents} end"
         )
 
-    return f"""
-    with x as (
+    if parsed:
+        documents = f"""
+        select file_idx, line_no, raw, keep_raw, true as is_json, true as is_obj, s
+        from ({source})"""
+    else:
+        documents = f"""
         select file_idx, line_no, raw, keep_raw,
             -- CASE, not OR/AND: DuckDB short-circuits only CASE inside a projection
             case when s is not null then true else trim(doc::VARCHAR) = 'null' end as is_json,
@@ -398,7 +407,10 @@ def normalize_select(
         from (
             select *, json_transform(try_cast(doc as JSON), {q(_SPEC)}) as s
             from ({source})
-        )
+        )"""
+
+    return f"""
+    with x as ({documents}
     ),
     y as (
         select *,

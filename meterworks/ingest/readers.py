@@ -55,6 +55,34 @@ def jsonl_source(file: InputFile) -> str:
     """
 
 
+def jsonl_columnar_source(file: InputFile, fields: dict[str, str]) -> str:
+    """A plain JSONL file parsed by DuckDB's JSON reader: ``(line_no, raw, keep_raw, s)``, where
+    ``s`` is the struct ``normalize`` would get from ``json_transform(doc, fields)``.
+
+    About a third cheaper than ``jsonl_source`` and a transform of each line, because the
+    reader parses the file's buffers in place. It is exact only for a clean file, so the read
+    fails (the caller then takes ``jsonl_source``) on a line that is not a JSON object, on a
+    repeated top-level key, and on a row without any of ``fields``: ``json_transform`` gives
+    the same empty struct for ``null``, which must be quarantined as not an object. Blank
+    lines are skipped by this reader, which the caller sees from the row count. ``raw`` is
+    NULL: the caller reads the few lines it needs again (``jsonl_lines``).
+    """
+    columns = "{" + ", ".join(f"{q(name)}: {q(dtype)}" for name, dtype in fields.items()) + "}"
+    struct = ", ".join(f"{ident(name)} := {ident(name)}" for name in fields)
+    any_field = ", ".join(
+        ident(name) + ("::VARCHAR" if dtype == "JSON" else "") for name, dtype in fields.items()
+    )
+    return f"""
+        select NULL::BIGINT as line_no, NULL::VARCHAR as raw, false as keep_raw,
+            case when coalesce({any_field}) is null
+                 then error('row without any known field')
+                 else struct_pack({struct}) end as s
+        from read_ndjson({q(str(file.path))}, columns={columns}, records=true,
+                         ignore_errors=false, maximum_object_size=10000000,
+                         compression='none')
+    """
+
+
 def jsonl_sample_source(file: InputFile) -> str:
     """``jsonl_source`` for a sample of the first lines (``core._key_sets``): small read
     buffers, so that reading a few thousand lines does not read and split the first 10+ MB of
