@@ -75,11 +75,8 @@ buckets as (
         {{ meterworks.to_count('count(*)') }} as event_count,
         sum(quantity) as quantity_sum,
         max(quantity) as quantity_max,
-        {{ meterworks.latest_value(
-            "case when aggregation = 'latest' then quantity end",
-            "case when aggregation = 'latest' then event_ts end",
-            'event_seq'
-        ) }} as quantity_latest,
+        {{ meterworks.latest_value('quantity', 'event_ts', 'event_seq', "aggregation = 'latest'") }}
+            as quantity_latest,
         max(event_ts) as last_event_at,
         max(event_seq) as last_event_seq
     from meter_events
