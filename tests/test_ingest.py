@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import os
 import subprocess
@@ -1015,3 +1016,27 @@ def test_jsonl_readers_store_the_same_demo_batch(tmp_path, monkeypatch, jsonl_re
     }
     assert sum(c["corrections"] for c in counts) > 0
     assert stored[True] == stored[False]
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 8 << 20])
+def test_line_count_of_the_file_scan(tmp_path, monkeypatch, chunk):
+    """The line count the JSON reader's row count is checked against: LF and CRLF lines, a
+    last line without its newline; none when a CR ends a line alone (the line reader splits
+    there, the JSON reader does not), wherever the read chunks happen to split the file."""
+    from meterworks.ingest import files
+
+    monkeypatch.setattr(files, "_HASH_CHUNK", chunk)
+    cases = {
+        b"": 0, b"a": 1, b"a\n": 1, b"a\nb": 2, b"\n\n": 2, b"a\r\nb\r\n": 2,
+        b"abcd\r\nefg\r\nh": 3, b"\r\n\r\n": 2,
+        b"a\rb\n": None, b"a\r": None, b"abc\rde\n": None, b"ab\r\rc\n": None,
+    }  # fmt: skip
+    counted = {}
+    for data in cases:
+        path = tmp_path / "x.jsonl"
+        path.write_bytes(data)
+        [file] = files.resolve_inputs([path])
+        scan = file.scan()
+        assert scan.sha256 == hashlib.sha256(data).hexdigest()
+        counted[data] = scan.lines
+    assert counted == cases

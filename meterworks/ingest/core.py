@@ -177,7 +177,7 @@ def ingest_files(
         with ThreadPoolExecutor(max_workers=1) as pool:
             # sha256 (and line counts) of the inputs overlap with the SQL work (hashlib
             # releases the GIL).
-            scans = pool.submit(lambda: [file.scan() for file in inputs])
+            scans = pool.submit(lambda: [file.scan(COLUMNAR_JSONL) for file in inputs])
             return _run_batch(_Timed(con), inputs, catalog, now_utc, started, scans)
     finally:
         if own:
