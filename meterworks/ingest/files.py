@@ -42,7 +42,7 @@ class InputFile:
     bytes: int
 
     def sha256(self) -> str:
-        return self.scan().sha256
+        return self.scan(count_lines=False).sha256
 
     def scan(self, count_lines: bool = True) -> FileScan:
         """One read of the file: its sha256 and, for plain JSON Lines (with ``count_lines``),

@@ -343,11 +343,11 @@ def normalize_select(
 
     ``source`` has columns ``(file_idx, line_no, raw, doc, keep_raw)``; with ``parsed``,
     ``(file_idx, line_no, raw, keep_raw, s)`` instead, ``s`` being every row's JSON object
-    already transformed to ``DOCUMENT_FIELDS`` (see ``readers.jsonl_columnar_source``). Only rows that may end
-    up in quarantine keep their raw text (all rows when ``keep_raw``): valid rows do not need
-    it, which halves the memory of a big batch. ``key_sets`` (see ``canonical_props_sql``)
-    turns on canonical properties; without it ``props`` is the text as read and ``props_sig``
-    its key-set signature.
+    already transformed to ``DOCUMENT_FIELDS`` (``readers.jsonl_columnar_source``). Only rows
+    that may end up in quarantine keep their raw text (all rows when ``keep_raw``): valid rows
+    do not need it, which halves the memory of a big batch. ``key_sets`` (see
+    ``canonical_props_sql``) turns on canonical properties; without it ``props`` is the text as
+    read and ``props_sig`` its key-set signature.
 
     ``key_json``: see ``canonical_props_sql``. ``utc_session``: the connection's TimeZone is
     UTC, so a TIMESTAMPTZ converts to TIMESTAMP by its epoch value (ICU's calendar conversion
