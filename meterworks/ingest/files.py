@@ -41,9 +41,6 @@ class InputFile:
     compressed: bool
     bytes: int
 
-    def sha256(self) -> str:
-        return self.scan(count_lines=False).sha256
-
     def scan(self, count_lines: bool = True) -> FileScan:
         """One read of the file: its sha256 and, for plain JSON Lines (with ``count_lines``),
         its line count. Counting costs ~0.5 CPU-s per GB, with the GIL released (numpy), as
