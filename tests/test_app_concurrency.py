@@ -85,6 +85,7 @@ def _render(at, page: str, check) -> None:
     check(at)
 
 
+@pytest.mark.slow  # a whole `meterworks build` beside up to two minutes of renders
 def test_pages_render_while_a_build_materializes(
     demo_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -54,10 +54,24 @@ def write_jsonl(path: Path, rows: list) -> Path:
     return path
 
 
-@pytest.fixture(autouse=True, params=["jsonl-columnar", "jsonl-lines"])
+#: marks a test whose outcome could depend on how a JSON Lines file is read (line numbers,
+#: quarantined text, blank lines, shapes, timestamps, properties): it runs with both readers
+both_jsonl_readers = pytest.mark.both_jsonl_readers
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test reads JSON Lines files with DuckDB's JSON reader, the default; the ones
+    marked ``both_jsonl_readers`` also with the line reader, since what a file stores,
+    quarantines and counts must not depend on which one read it."""
+    if "jsonl_reader" in metafunc.fixturenames:
+        both = metafunc.definition.get_closest_marker("both_jsonl_readers") is not None
+        readers = ["jsonl-columnar", "jsonl-lines"] if both else ["jsonl-columnar"]
+        metafunc.parametrize("jsonl_reader", readers, indirect=True)
+
+
+@pytest.fixture(autouse=True)
 def jsonl_reader(request, monkeypatch) -> str:
-    """Every test runs with both JSON Lines readers: what a file stores, quarantines and
-    counts must not depend on which one read it (``core.COLUMNAR_JSONL``)."""
+    """Which JSON Lines reader the test's ingests use (``core.COLUMNAR_JSONL``)."""
     from meterworks.ingest import core
 
     monkeypatch.setattr(core, "COLUMNAR_JSONL", request.param == "jsonl-columnar")
@@ -95,6 +109,7 @@ def quarantine(wh: Path) -> list[tuple]:
 # -- basics ---------------------------------------------------------------------------------
 
 
+@both_jsonl_readers
 def test_canonical_jsonl_rows_are_normalised(tmp_path, wh):
     path = write_jsonl(
         tmp_path / "a.jsonl",
@@ -180,6 +195,7 @@ def test_event_seq_increases_across_batches(tmp_path, wh):
 # -- exactly once: content hash -------------------------------------------------------------
 
 
+@both_jsonl_readers
 def test_conflicting_duplicate_first_wins(tmp_path, wh):
     ingest(wh, write_jsonl(tmp_path / "a.jsonl", [ev("t1", tokens=10)]))
     result = ingest(wh, write_jsonl(tmp_path / "b.jsonl", [ev("t1", tokens=99), ev("t2")]))
@@ -200,6 +216,7 @@ def test_conflicting_duplicate_first_wins(tmp_path, wh):
     assert json.loads(raw)["properties"] == {"tokens": 99}
 
 
+@both_jsonl_readers
 def test_conflict_within_one_batch_names_the_kept_row(tmp_path, wh):
     a = write_jsonl(tmp_path / "a.jsonl", [ev("t1", tokens=1), ev("t1", tokens=1)])
     b = write_jsonl(tmp_path / "b.jsonl", [ev("t1", tokens=2)])
@@ -209,6 +226,7 @@ def test_conflict_within_one_batch_names_the_kept_row(tmp_path, wh):
     assert reason == "conflict" and "a.jsonl line 1 (this batch)" in detail
 
 
+@both_jsonl_readers
 def test_hash_ignores_key_order_whitespace_and_null_properties(tmp_path, wh):
     a = tmp_path / "a.jsonl"
     a.write_text(
@@ -229,6 +247,7 @@ def test_hash_ignores_key_order_whitespace_and_null_properties(tmp_path, wh):
     ]
 
 
+@both_jsonl_readers
 def test_same_event_in_every_shape_is_one_event(tmp_path, wh):
     props = {"tokens": 7, "model": "m1"}
     shapes = [
@@ -254,6 +273,7 @@ def test_same_event_in_every_shape_is_one_event(tmp_path, wh):
     )
 
 
+@both_jsonl_readers
 @pytest.mark.parametrize(
     ("row", "shape"),
     [
@@ -283,6 +303,7 @@ def test_each_shape_is_detected(tmp_path, wh, row, shape):
     ]  # fmt: skip
 
 
+@both_jsonl_readers
 @pytest.mark.parametrize(
     "ts",
     [TS, "2025-02-20T11:00:00+01:00", "2025-02-20 10:00:00", "2025-02-20T10:00:00.000000Z",
@@ -409,6 +430,7 @@ REASON_ROWS = {
 }
 
 
+@both_jsonl_readers
 @pytest.mark.parametrize("reason", sorted(REASON_ROWS))
 def test_each_quarantine_reason(tmp_path, wh, reason):
     rows = [ev("ok1"), REASON_ROWS[reason], ev("ok2")]
@@ -423,6 +445,7 @@ def test_each_quarantine_reason(tmp_path, wh, reason):
     )  # fmt: skip
 
 
+@both_jsonl_readers
 def test_all_reasons_in_one_batch_reconcile(tmp_path, wh):
     ingest(wh, write_jsonl(tmp_path / "seed.jsonl", [ev("dup", tokens=1)]))
     rows = [*REASON_ROWS.values(), ev("dup", tokens=2), ev("dup", tokens=1), ev("ok")]
@@ -469,6 +492,7 @@ EFFECTIVE_SQL = """
 """
 
 
+@both_jsonl_readers
 def test_void_and_amend(tmp_path, wh):
     ingest(wh, write_jsonl(tmp_path / "a.jsonl", [ev("t1", tokens=10), ev("t2", customer="beta", tokens=20)]))  # fmt: skip
     corrections = write_jsonl(
@@ -504,6 +528,7 @@ def test_void_and_amend(tmp_path, wh):
     assert query(wh, EFFECTIVE_SQL) == [("t1", "acme", 7)]
 
 
+@both_jsonl_readers
 def test_correction_of_a_correction_is_rejected(tmp_path, wh):
     ingest(wh, write_jsonl(tmp_path / "a.jsonl", [
         ev("t1"), {**ev("t1-fix", tokens=3), "action": "amend", "corrects": "t1"}]))  # fmt: skip
@@ -676,6 +701,7 @@ def _pinned_expected() -> list[tuple]:
     return rows + [(tx, c) for tx, (_line, c) in PINNED_OTHER.items()]
 
 
+@both_jsonl_readers
 @pytest.mark.parametrize("crowded_out", [False, True])
 def test_canonical_properties_are_pinned(tmp_path, wh, crowded_out):
     """Byte-identical canonical text, whether or not a row's key set is among the
@@ -709,6 +735,7 @@ def _props_lines(cases: list[tuple[str, str]], copies: int = 1) -> list[str]:
     ]
 
 
+@both_jsonl_readers
 @pytest.mark.parametrize("crowded_out", [False, True])
 def test_duplicate_property_keys_are_pinned(tmp_path, wh, crowded_out):
     """A repeated key gets one canonical form whether or not its key set is sampled (the
@@ -741,6 +768,7 @@ def test_duplicate_property_keys_are_pinned(tmp_path, wh, crowded_out):
     ]
 
 
+@both_jsonl_readers
 @pytest.mark.parametrize("crowded_out", [False, True])
 def test_property_keys_differing_only_by_case_are_kept(tmp_path, wh, crowded_out):
     """Keys that differ only by case are distinct keys: the row is ingested with both
@@ -791,6 +819,7 @@ def test_common_key_sets_take_the_fast_path(tmp_path):
     assert sorted(keys for _sig, keys in key_sets) == [["model", "tokens"], ["tokens", "model"]]
 
 
+@both_jsonl_readers
 @pytest.mark.parametrize(
     ("ts", "reason"),
     [("infinity", "invalid_timestamp"), ("-infinity", "invalid_timestamp"),
@@ -912,6 +941,7 @@ def test_transaction_ids_are_stored_with_zstd(tmp_path, wh):
 # -- which JSON Lines reader ------------------------------------------------------------------
 
 
+@both_jsonl_readers
 @pytest.mark.parametrize(
     ("tail", "reader", "tail_reason"),
     [
@@ -967,7 +997,7 @@ def test_jsonl_reader_falls_back_to_lines_when_not_exact(
     )
 
 
-def test_jsonl_readers_store_the_same_demo_batch(tmp_path, monkeypatch, jsonl_reader):
+def test_jsonl_readers_store_the_same_demo_batch(tmp_path, monkeypatch):
     """The demo's JSON Lines files, every shape with its duplicates, conflicts, corrections
     and quarantinable rows, but without the lines that are not JSON objects (with which the
     JSON reader hands the file to the line reader): both readers store the same events,
@@ -976,8 +1006,6 @@ def test_jsonl_readers_store_the_same_demo_batch(tmp_path, monkeypatch, jsonl_re
     from meterworks.demo import generate_demo
     from meterworks.ingest import core
 
-    if jsonl_reader != "jsonl-columnar":
-        pytest.skip("compares both readers itself")
     generate_demo(tmp_path / "demo", seed=11, customers=12, days=28)
     catalog = load_catalog(tmp_path / "demo" / "catalog.yml")
     files = []
