@@ -15,6 +15,16 @@ from meterworks.config import DBT_PROJECT_DIR, Settings
 
 QUIET_LOGGING = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
+#: ``dagster.yaml`` of the local instance, written where there is none or it is empty.
+LOCAL_INSTANCE_YAML = """\
+# The CLI's local Dagster instance, written by meterworks into an empty dagster.yaml (a file
+# with content is left as it is): Dagster's SQLite storage, with an event log that keeps its
+# connections open (see dagster_project/instance_storage.py).
+event_log_storage:
+  module: dagster_project.instance_storage
+  class: PooledSqliteEventLogStorage
+"""
+
 
 def prepare_environment(cfg: Settings) -> None:
     """Point Dagster and dbt at this home (absolute paths only, see CONVENTIONS)."""
@@ -23,7 +33,9 @@ def prepare_environment(cfg: Settings) -> None:
     os.environ.update(cfg.dbt_env())
     dagster_home = Path(os.environ.setdefault("DAGSTER_HOME", str(cfg.home / "dagster")))
     dagster_home.mkdir(parents=True, exist_ok=True)
-    (dagster_home / "dagster.yaml").touch(exist_ok=True)
+    instance_yaml = dagster_home / "dagster.yaml"
+    if not instance_yaml.exists() or not instance_yaml.read_text().strip():
+        instance_yaml.write_text(LOCAL_INSTANCE_YAML)
 
 
 def _manifest_is_stale(manifest: Path) -> bool:
