@@ -148,10 +148,9 @@ def test_rerun_is_exactly_once_and_a_new_batch_is_reflected_incrementally(
     counts = json.loads(capsys.readouterr().out.strip())
     assert counts["accepted"] == 0
     assert counts["duplicates"] + counts["quarantined"] == counts["rows_read"]
-    assert main(["build", "--quiet"]) == 0
-    assert mart_totals(warehouse) == before
 
-    # a new batch: one new event and a void of an existing one
+    # then a new batch: one new event and a void of an existing one, built together with the
+    # retry (one build less; a retry counted twice would still move the totals below)
     with open_warehouse(warehouse, read_only=True) as con:
         txn, customer, event_ts = con.execute(
             "select transaction_id, customer_id, strftime(event_ts, '%Y-%m-%dT%H:%M:%SZ') "
