@@ -3,7 +3,7 @@
 Dagster's ``SqliteEventLogStorage`` creates an engine, opens a connection and closes it for
 every event it stores. In WAL mode the close of a database's last connection checkpoints the
 log into the file and deletes it, so each event costs a connect, a checkpoint and the WAL's
-re-creation: ~20 ms, and a ``meterworks build`` stores ~450 events (planned materializations and
+re-creation: ~20 ms, and a ``meterworks build`` stores ~470 events (planned materializations and
 checks, outputs, results), i.e. seconds of every run spent writing its own log. This storage
 keeps one pooled connection per recently used database (the run's shard and the asset index)
 for the life of the instance, which halves the cost per event. Durability is unchanged:

@@ -85,7 +85,7 @@ def test_a_watch_sees_events_another_connection_keeps_in_the_wal(tmp_path) -> No
     try:
         writer.store_event(log_entry("run-live", "first"))
         watcher.watch("run-live", None, lambda entry, cursor: seen.append(entry.user_message))
-        time.sleep(0.2)  # the observer is scheduled
+        time.sleep(0.2)  # margin: the inotify watch is set up by watch() itself
         for k in range(5):
             writer.store_event(log_entry("run-live", f"event {k}"))
         assert (tmp_path / "runs" / "run-live.db-wal").exists()  # not checkpointed away
