@@ -33,15 +33,16 @@ from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
     SqliteEventLogStorageWatchdog,
 )
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
+from dagster._core.storage.sqlite_storage import _event_logs_directory
 from dagster._serdes import ConfigurableClassData
 
 
 def default_base_dir() -> str:
-    """Where Dagster's default SQLite storage keeps the event log: ``$DAGSTER_HOME/history/runs``."""
+    """Where Dagster's default SQLite storage keeps the event log under ``$DAGSTER_HOME``."""
     home = os.environ.get("DAGSTER_HOME")
     if not home:
         raise RuntimeError("PooledSqliteEventLogStorage needs base_dir or DAGSTER_HOME")
-    return os.path.join(home, "history", "runs")
+    return _event_logs_directory(home)
 
 
 class PooledSqliteEventLogStorage(SqliteEventLogStorage):
