@@ -25,6 +25,7 @@ from tests.test_pricing import CASES
 
 MACROS = Path(__file__).resolve().parent.parent / "dbt" / "macros" / "rating.sql"
 TWELVE_PLACES = Decimal("1e-12")
+D = Decimal
 
 
 # -- a minimal dbt context ---------------------------------------------------------------------
@@ -262,16 +263,20 @@ def _random_quantity(rng: random.Random, price: Price) -> Decimal:
     return Decimal(rng.randint(0, 5000))
 
 
-def test_sql_matches_python_on_random_prices() -> None:
+def random_cases() -> tuple[list[Price], list[tuple[int, str, Decimal]]]:
+    """~2,000 seeded random quantities of 400 random prices."""
     rng = random.Random(20240611)
     prices = [_random_price(rng, index) for index in range(400)]
     quantities = [
         (key, price.price_id, max(Decimal(0), _random_quantity(rng, price)))
         for key, price in enumerate(rng.choice(prices) for _ in range(2000))
     ]
-    con = duckdb.connect()
-    load_tables(con, prices, quantities)
-    rows = run_macro(con)
+    return prices, quantities
+
+
+def assert_random_cases_agree(
+    rows: dict[int, tuple], prices: list[Price], quantities: list[tuple[int, str, Decimal]]
+) -> None:
     by_id = {price.price_id: price for price in prices}
     assert len(rows) == len(quantities)
     half_cents = 0
@@ -282,6 +287,69 @@ def test_sql_matches_python_on_random_prices() -> None:
     assert half_cents >= 20  # the half-up rule was exercised, not just the easy cases
 
 
+def test_sql_matches_python_on_random_prices() -> None:
+    prices, quantities = random_cases()
+    con = duckdb.connect()
+    load_tables(con, prices, quantities)
+    assert_random_cases_agree(run_macro(con), prices, quantities)
+
+
+# -- a hair below half a minor unit ------------------------------------------------------------
+
+_ENTERPRISE = Price(
+    "usd",
+    "tiered",
+    None,
+    "volume",
+    (Tier(D("15000"), D("0.8"), D("100000")), Tier(None, D("0.6"), D("100000"))),
+    price_id="enterprise_volume",
+)
+_SECOND_UNIT_HALF = Price(
+    "usd",
+    "tiered",
+    None,
+    "graduated",
+    (Tier(D("1"), D("0")), Tier(None, D("0.5"))),
+    price_id="second_unit_half",
+)
+#: (label, price, quantity, amount): exact amounts a hair below .5, where an engine that drops
+#: decimal places on the way rounds up. The first is the demo's projected invoice that Spark
+#: once billed 109118 (15195.833333333 x 0.6 = 9117.4999999998).
+HALF_CENT_EDGES = [
+    ("volume", _ENTERPRISE, D("15195.833333333"), 109117),
+    (
+        "per_unit",
+        Price("usd", "per_unit", D("0.6"), price_id="six_tenths"),
+        D("15195.833333333"),
+        9117,
+    ),
+    ("graduated", _SECOND_UNIT_HALF, D("1.999999999"), 0),
+    ("graduated-above", _SECOND_UNIT_HALF, D("2.000000001"), 1),
+]
+
+
+def edge_tables() -> tuple[list[Price], list[tuple[int, str, Decimal]]]:
+    prices = {price.price_id: price for _, price, _, _ in HALF_CENT_EDGES}
+    quantities = [
+        (key, price.price_id, quantity)
+        for key, (_, price, quantity, _) in enumerate(HALF_CENT_EDGES)
+    ]
+    return list(prices.values()), quantities
+
+
+def assert_edges(rows: dict[int, tuple]) -> None:
+    for key, (label, price, quantity, amount) in enumerate(HALF_CENT_EDGES):
+        assert rate(price, quantity).amount == amount, f"the Python reference, {label}"
+        assert rows[key][6] == amount, label
+        assert_agrees(rows[key], price, quantity, label)
+
+
+def test_amounts_a_hair_below_half_round_down() -> None:
+    con = duckdb.connect()
+    load_tables(con, *edge_tables())
+    assert_edges(run_macro(con))
+
+
 @pytest.mark.parametrize("mode", ["graduated", "volume"])
 def test_price_without_tiers_rows_gets_no_amount(mode: str) -> None:
     con = duckdb.connect()
@@ -289,3 +357,83 @@ def test_price_without_tiers_rows_gets_no_amount(mode: str) -> None:
     load_tables(con, [price], [(1, "p", Decimal(3))])
     con.execute("delete from tiers")
     assert run_macro(con)[1][4:] == (Decimal(3), None, None)
+
+
+# -- the same SQL on Apache Spark --------------------------------------------------------------
+#
+# Spark types decimal products and sums by its own rules (decimal(38, 9) x decimal(38, 12) is
+# decimal(38, 6)), so the Spark rendering of the macro is held to the same Python reference.
+
+_SPARK_TABLES = {
+    "prices": "price_id string, currency string, billing_scheme string, tiers_mode string, "
+    "unit_amount_decimal decimal(38, 12), divide_by bigint, round_mode string",
+    "tiers": "price_id string, tier_index int, up_to decimal(38, 12), "
+    "unit_amount_decimal decimal(38, 12), flat_amount_decimal decimal(38, 12)",
+    "quantities": "rating_key int, price_id string, quantity decimal(38, 9), note string",
+}
+
+
+@pytest.fixture(scope="module")
+def spark(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    pytest.importorskip("pyspark", reason="the spark extra is not installed")
+    from pyspark.sql import SparkSession
+
+    from meterworks.engine.spark import _java_home
+
+    java_home = _java_home()
+    if java_home is None:
+        pytest.skip("no Java runtime (Spark needs Java 17)")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("JAVA_HOME", java_home)
+        env.setenv("SPARK_LOCAL_IP", "127.0.0.1")
+        session = (
+            SparkSession.builder.master("local[1]")
+            .appName("meterworks-rating-test")
+            .config("spark.driver.host", "127.0.0.1")
+            .config("spark.driver.bindAddress", "127.0.0.1")
+            .config("spark.ui.enabled", "false")
+            .config("spark.sql.session.timeZone", "UTC")
+            .config("spark.sql.shuffle.partitions", "2")
+            .config("spark.sql.warehouse.dir", str(tmp_path_factory.mktemp("spark-warehouse")))
+            .getOrCreate()
+        )
+        yield session
+        session.stop()
+
+
+def run_macro_on_spark(
+    session: Any, prices: Iterable[Price], quantities: Sequence[tuple[int, str, Decimal]]
+) -> dict[int, tuple]:
+    prices = list(prices)
+    rows = {
+        "prices": [tuple(price_row(price).values()) for price in prices],
+        "tiers": [tuple(row.values()) for row in tier_rows(prices)],
+        "quantities": [(key, price_id, q, f"row {key}") for key, price_id, q in quantities],
+    }
+    for table, schema in _SPARK_TABLES.items():
+        session.createDataFrame(rows[table], schema).createOrReplaceTempView(table)
+    sql = str(load_macros("spark").rate_usage("quantities", "prices", "tiers"))
+    result = session.sql(sql)
+    assert [(f.name, f.dataType.simpleString()) for f in result.schema.fields][-3:] == [
+        ("billed_quantity", "decimal(38,9)"),
+        ("amount_unrounded", "decimal(38,12)"),
+        ("amount", "bigint"),
+    ]
+    return {row[0]: tuple(row) for row in result.collect()}
+
+
+@pytest.mark.spark
+@pytest.mark.parametrize("ansi", ["true", "false"])  # the session target and the Thrift Server
+def test_spark_rating_matches_python(spark: Any, ansi: str) -> None:
+    spark.conf.set("spark.sql.ansi.enabled", ansi)
+    assert_edges(run_macro_on_spark(spark, *edge_tables()))
+    documented = run_macro_on_spark(
+        spark,
+        {case.price.price_id: case.price for case in CASES}.values(),
+        [(key, case.price.price_id, case.quantity) for key, case in enumerate(CASES)],
+    )
+    for key, case in enumerate(CASES):
+        assert documented[key][6] == case.amount, case.id
+        assert_agrees(documented[key], case.price, case.quantity, case.id)
+    prices, quantities = random_cases()
+    assert_random_cases_agree(run_macro_on_spark(spark, prices, quantities), prices, quantities)
