@@ -187,7 +187,11 @@ live_subscriptions as (
         coalesce(max(p.currency), max(s.currency)) as currency,
         max(p.recurring_interval) as recurring_interval,
         max(p.recurring_interval_count) as recurring_interval_count,
-        sum(cast(coalesce(si.quantity, 1) * p.unit_amount_decimal as decimal(38, 12))) as gross_amount
+        sum(
+            {{ meterworks.exact_amount_decimal(
+                meterworks.exact_amount('coalesce(si.quantity, 1)', 'p.unit_amount_decimal')
+            ) }}
+        ) as gross_amount
     from subscriptions as s
     inner join {{ ref('stg_stripe__subscription_items') }} as si on s.subscription_id = si.subscription_id
     inner join prices as p on si.price_id = p.price_id
