@@ -4,7 +4,8 @@ The macro file is rendered with a small Jinja environment that stands in for dbt
 ``return()``, ``adapter.dispatch`` (``duckdb__`` then ``default__`` implementations, as dbt picks
 them) and the one ``dbt.*`` type macro it uses. The rendered SELECT runs in an in-memory DuckDB
 over the case table of ``test_pricing.py`` and over ~2,000 seeded random prices x quantities;
-every row must equal ``meterworks.pricing.rate`` to the cent.
+every row must equal ``meterworks.pricing.rate`` to the cent. The ``spark``-marked test runs
+the Spark rendering (``spark__`` variants) the same way in a local Spark session.
 """
 
 from __future__ import annotations
