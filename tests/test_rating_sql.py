@@ -184,19 +184,24 @@ def test_spark_gets_its_own_integer_division() -> None:
     assert str(load_macros("spark").integer_divide("a", "b")).strip() == "((a) div (b))"
 
 
-def test_documented_examples_in_sql() -> None:
-    con = duckdb.connect()
+def documented_tables() -> tuple[list[Price], list[tuple[int, str, Decimal]]]:
+    """The case table of ``test_pricing.py``: its prices, and one quantity row per case."""
     prices = {case.price.price_id: case.price for case in CASES}
-    load_tables(
-        con,
-        prices.values(),
-        [(key, case.price.price_id, case.quantity) for key, case in enumerate(CASES)],
-    )
-    rows = run_macro(con)
+    quantities = [(key, case.price.price_id, case.quantity) for key, case in enumerate(CASES)]
+    return list(prices.values()), quantities
+
+
+def assert_documented(rows: dict[int, tuple]) -> None:
     assert len(rows) == len(CASES)
     for key, case in enumerate(CASES):
         assert rows[key][6] == case.amount, case.id
         assert_agrees(rows[key], case.price, case.quantity, case.id)
+
+
+def test_documented_examples_in_sql() -> None:
+    con = duckdb.connect()
+    load_tables(con, *documented_tables())
+    assert_documented(run_macro(con))
 
 
 def test_rows_that_cannot_be_rated_get_no_amount() -> None:
@@ -428,13 +433,6 @@ def run_macro_on_spark(
 def test_spark_rating_matches_python(spark: Any, ansi: str) -> None:
     spark.conf.set("spark.sql.ansi.enabled", ansi)
     assert_edges(run_macro_on_spark(spark, *edge_tables()))
-    documented = run_macro_on_spark(
-        spark,
-        {case.price.price_id: case.price for case in CASES}.values(),
-        [(key, case.price.price_id, case.quantity) for key, case in enumerate(CASES)],
-    )
-    for key, case in enumerate(CASES):
-        assert documented[key][6] == case.amount, case.id
-        assert_agrees(documented[key], case.price, case.quantity, case.id)
+    assert_documented(run_macro_on_spark(spark, *documented_tables()))
     prices, quantities = random_cases()
     assert_random_cases_agree(run_macro_on_spark(spark, prices, quantities), prices, quantities)
